@@ -1,0 +1,122 @@
+"""The real nbgrader pipeline, end to end, in a temporary copy of the course.
+
+generate_assignment -> submissions -> autograde -> generate_feedback -> export, then the gradebook
+and the files are checked: the instructor's answers get full marks, the blank release gets zero,
+a submission mixing known-wrong answers and correct alternatives loses exactly the wrong answers'
+points, feedback HTML exists for everyone and the grades CSV has one row per student.
+"""
+import csv
+import shutil
+
+import pytest
+from conftest import case_modules
+from harness import Right, Wrong, names_defined
+from nbgrader.api import Gradebook
+
+from coursepack import notebooks
+from coursepack.nbgrader_cli import jupyter_env, nbgrader
+
+ASSIGNMENT = "practical1"
+SOURCE = notebooks.SOURCE / ASSIGNMENT
+
+
+def answers_by_id(nb):
+    return {notebooks.nbgrader(c)["grade_id"]: c.source for c in nb.cells if notebooks.nbgrader(c).get("solution")}
+
+
+def fill(release_nb, answers):
+    """The release notebook with the given answer cells (by grade_id) filled in, as a student would."""
+    nb = notebooks.nbformat.from_dict(release_nb)
+    for cell in nb.cells:
+        grade_id = notebooks.nbgrader(cell).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+def one_case(cases, kind):
+    """The first case of `kind` that replaces exactly one answer name (a whole answer cell)."""
+    return next(c for c in cases if isinstance(c, kind) and len(names_defined(c.code)) == 1)
+
+
+def mixed_answers(stem, source_nb, wrong):
+    """Reference answers with one answer cell replaced by a Wrong (or Right) case; the test cells it fails."""
+    case = one_case(case_modules()[stem].CASES, Wrong if wrong else Right)
+    (name,) = names_defined(case.code)
+    answers = answers_by_id(source_nb)
+    cell_id = next(gid for gid, src in answers.items() if name in notebooks.DEFINITION.findall(src))
+    # Keep the rest of that answer cell's definitions: put the case after the reference code.
+    answers[cell_id] = answers[cell_id] + "\n\n" + case.code
+    return answers, set(case.fails)
+
+
+@pytest.fixture(scope="module")
+def graded_course(tmp_path_factory):
+    course = tmp_path_factory.mktemp("course")
+    shutil.copytree(notebooks.SOURCE, course / "source")
+    shutil.copy(notebooks.ROOT / "nbgrader_config.py", course)
+    env = jupyter_env(course / ".jupyter", COURSEPACK_OFFLINE="1", MPLBACKEND="Agg")
+    env.pop("COURSEPACK_DB", None)
+    nbgrader("generate_assignment", ASSIGNMENT, "--force", course=course, env=env)
+
+    expected_failures = {}  # (student, notebook stem) -> set of test cells that must fail
+    for index, source_path in enumerate(sorted(SOURCE.glob("*.ipynb"))):
+        stem, source_nb = source_path.stem, notebooks.read(source_path)
+        release_nb = notebooks.read(course / "release" / ASSIGNMENT / source_path.name)
+        all_tests = {notebooks.nbgrader(c)["grade_id"] for c in source_nb.cells if notebooks.is_test(c)}
+        mixed, fails = mixed_answers(stem, source_nb, wrong=index % 2 == 0)
+        submissions = {"reference": (answers_by_id(source_nb), set()),
+                       "blank": ({}, all_tests),
+                       "mixed": (mixed, fails)}
+        for student, (answers, failing) in submissions.items():
+            folder = course / "submitted" / student / ASSIGNMENT
+            folder.mkdir(parents=True, exist_ok=True)
+            notebooks.write(fill(release_nb, answers), folder / source_path.name)
+            expected_failures[student, stem] = failing
+
+    nbgrader("autograde", ASSIGNMENT, course=course, env=env)
+    nbgrader("generate_feedback", ASSIGNMENT, course=course, env=env)
+    nbgrader("export", "--to", str(course / "grades.csv"), course=course, env=env)
+    return course, expected_failures
+
+
+def test_autograde_scores_match_expectations(graded_course):
+    course, expected_failures = graded_course
+    wrong = []
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for (student, stem), failing in sorted(expected_failures.items()):
+            submission = gradebook.find_submission_notebook(stem, ASSIGNMENT, student)
+            auto = {g.name: g for g in submission.grades if g.auto_score is not None}
+            expected = {name: 0.0 if name in failing else g.max_score for name, g in auto.items()}
+            actual = {name: g.auto_score for name, g in auto.items()}
+            if actual != expected:
+                wrong.append(f"{student}/{stem}: expected {expected}, got {actual}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_reference_and_blank_totals(graded_course):
+    course, _ = graded_course
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for stem in {s for _, s in graded_course[1]}:
+            reference = gradebook.find_submission_notebook(stem, ASSIGNMENT, "reference")
+            blank = gradebook.find_submission_notebook(stem, ASSIGNMENT, "blank")
+            assert reference.code_score == reference.max_code_score > 0, f"{stem}: reference lost marks"
+            assert blank.code_score == 0, f"{stem}: the blank release earned {blank.code_score} points"
+
+
+def test_feedback_html_for_every_submission(graded_course):
+    course, expected_failures = graded_course
+    for student, stem in expected_failures:
+        html = course / "feedback" / student / ASSIGNMENT / f"{stem}.html"
+        assert html.exists() and html.stat().st_size > 0, f"no feedback at {html}"
+
+
+def test_grades_csv_has_a_row_per_student(graded_course):
+    course, expected_failures = graded_course
+    with open(course / "grades.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["student_id"] for r in rows} == {s for s, _ in expected_failures}
+    assert all(r["assignment"] == ASSIGNMENT for r in rows)
+    scores = {r["student_id"]: float(r["score"]) for r in rows}
+    assert scores["reference"] > scores["mixed"] > scores["blank"] == 0
+

@@ -1,0 +1,22 @@
+"""Sync: write the shared snippets into the notebooks that inject them and strip outputs.
+
+    python -m coursepack.sync    (make sync)
+"""
+import sys
+
+from coursepack import notebooks
+
+
+def main() -> int:
+    for path in notebooks.source_notebooks() + notebooks.demo_notebooks():
+        nb = notebooks.read(path)
+        had_outputs = any(c.cell_type == "code" and (c.outputs or c.execution_count) for c in nb.cells)
+        if had_outputs:
+            notebooks.write(nb, path)
+        if notebooks.sync_snippets(path) or had_outputs:
+            print(f"synced {path.relative_to(notebooks.ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
