@@ -14,6 +14,8 @@ TORCH_SPEC ?=
 export JUPYTER_CONFIG_DIR  := $(CURDIR)/.jupyter/config
 export JUPYTER_DATA_DIR    := $(CURDIR)/.jupyter/data
 export JUPYTER_RUNTIME_DIR := $(CURDIR)/.jupyter/runtime
+# nbgrader runs `alembic` by name, so the venv's scripts come first on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 NBGRADER := $(PY) -m nbgrader
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 

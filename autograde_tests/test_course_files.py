@@ -1,7 +1,9 @@
 """The committed notebooks follow the authoring rules, and release/ is what nbgrader makes of source/."""
 import re
+import tomllib
 
 import pytest
+import yaml
 
 from coursepack import notebooks, release
 
@@ -56,10 +58,6 @@ def test_leak_check_catches_a_leaked_solution(tmp_path):
 
 def test_environment_yml_matches_pyproject():
     """Conda users (environment.yml) and pip users (pyproject.toml) get the same requirements."""
-    import tomllib
-
-    import yaml
-
     project = tomllib.loads((notebooks.ROOT / "pyproject.toml").read_text())["project"]
     pip_side = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
     conda = yaml.safe_load((notebooks.ROOT / "environment.yml").read_text())

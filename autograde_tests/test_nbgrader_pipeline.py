@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 from conftest import case_modules
-from harness import Right, Wrong, names_defined
+from harness import Right, Wrong, answers_by_id, fill, names_defined
 from nbgrader.api import Gradebook
 
 from coursepack import notebooks
@@ -18,20 +18,6 @@ from coursepack.nbgrader_cli import jupyter_env, nbgrader
 
 ASSIGNMENT = "practical1"
 SOURCE = notebooks.SOURCE / ASSIGNMENT
-
-
-def answers_by_id(nb):
-    return {notebooks.nbgrader(c)["grade_id"]: c.source for c in nb.cells if notebooks.nbgrader(c).get("solution")}
-
-
-def fill(release_nb, answers):
-    """The release notebook with the given answer cells (by grade_id) filled in, as a student would."""
-    nb = notebooks.nbformat.from_dict(release_nb)
-    for cell in nb.cells:
-        grade_id = notebooks.nbgrader(cell).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
 
 
 def one_case(cases, kind):

@@ -10,6 +10,8 @@ from pathlib import Path
 def jupyter_env(state_dir: Path, **extra: str) -> dict[str, str]:
     """The environment for a Jupyter/nbgrader process whose config, data and runtime live in `state_dir`."""
     env = dict(os.environ)
+    # nbgrader runs `alembic` (and kernels run `python`) by name: the venv's scripts must come first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
                       ("JUPYTER_RUNTIME_DIR", "runtime")):
         env[name] = str(state_dir / sub)

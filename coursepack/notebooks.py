@@ -1,6 +1,7 @@
 """Reading, normalising and checking the course's notebooks (nbgrader metadata, outputs, snippets)."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,6 +18,11 @@ NBGRADER_KEYS = {"schema_version", "grade", "solution", "locked", "task", "grade
 HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 DEFINITION = re.compile(r"^(?:def|class)\s+(\w+)", re.M)
+
+# The one setting behind every "Open in Colab" badge (make sync REPOSITORY=owner/name BRANCH=...).
+REPOSITORY = os.environ.get("COURSEPACK_REPOSITORY", "comp3547/practical1-coursepack")
+BRANCH = os.environ.get("COURSEPACK_BRANCH", "main")
+COLAB_SETUP = "colab_setup"
 
 
 def read(path) -> nbformat.NotebookNode:
@@ -68,13 +74,41 @@ def injected(cell) -> str | None:
     return cell.get("metadata", {}).get("coursepack", {}).get("inject")
 
 
+def colab_path(path) -> str:
+    """The repository path Colab opens for a notebook: the student release for a source notebook."""
+    path = Path(path).resolve()
+    if path.is_relative_to(SOURCE):
+        path = RELEASE / path.relative_to(SOURCE)
+    return path.relative_to(ROOT).as_posix()
+
+
+def badge_source(path) -> str:
+    url = f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/{colab_path(path)}"
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+
+
+def is_badge(cell) -> bool:
+    return cell.get("metadata", {}).get("coursepack", {}).get("badge", False)
+
+
 def sync_snippets(path) -> bool:
-    """Rewrite the injected cells of the notebook at `path`; return whether anything changed."""
-    nb, changed = read(path), False
+    """Give the notebook at `path` its Colab badge and set-up cell and rewrite its injected cells.
+
+    Returns whether anything changed (the file is only written then).
+    """
+    nb = read(path)
+    before = nbformat.writes(nb)
+    if not (nb.cells and is_badge(nb.cells[0])):
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(metadata={"coursepack": {"badge": True}}))
+    nb.cells[0].source = badge_source(path)
+    if not any(injected(c) == COLAB_SETUP for c in nb.cells):
+        first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+        nb.cells.insert(first_code, nbformat.v4.new_code_cell(metadata={"coursepack": {"inject": COLAB_SETUP}}))
     for cell in nb.cells:
         name = injected(cell)
-        if name and cell.source != snippet_cell_source(name):
-            cell.source, changed = snippet_cell_source(name), True
+        if name:
+            cell.source = snippet_cell_source(name)
+    changed = nbformat.writes(nb) != before
     if changed:
         write(nb, path)
     return changed
@@ -83,6 +117,11 @@ def sync_snippets(path) -> bool:
 def problems(path, graded: bool) -> list[str]:
     """Everything wrong with one committed notebook, as sentences naming the cell."""
     nb, found, ids = read(path), [], set()
+    if not (nb.cells and is_badge(nb.cells[0]) and nb.cells[0].source == badge_source(path)):
+        found.append(f"{path.relative_to(ROOT)}: the first cell must be its Colab badge (run make sync)")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if not (code and injected(code[0]) == COLAB_SETUP):
+        found.append(f"{path.relative_to(ROOT)}: the first code cell must be the Colab set-up cell (run make sync)")
     for index, cell in enumerate(nb.cells, 1):
         where = f"{path.relative_to(ROOT)} cell {index}"
         if cell.cell_type == "code" and (cell.outputs or cell.execution_count):

@@ -1,0 +1,1 @@
+"""Code shared by several notebooks, written into them by `make sync` (see coursepack/notebooks.py)."""
