@@ -16,8 +16,14 @@ c.CourseDirectory.feedback_directory = "feedback"
 # The gradebook is local state, never committed; COURSEPACK_DB lets tests and parallel graders use their own.
 c.CourseDirectory.db_url = os.environ.get("COURSEPACK_DB", f"sqlite:///{COURSE_ROOT / 'gradebook.db'}")
 
-# The exchange behind JupyterHub's "Assignments" tab; NBGRADER_EXCHANGE overrides nbgrader's default.
-c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
+# The exchange behind JupyterHub's "Assignments" tab. Only set when NBGRADER_EXCHANGE is: otherwise the
+# hub's own nbgrader config (or nbgrader's default, /srv/nbgrader/exchange) decides, and this file,
+# read last from the course folder, must not override it.
+if "NBGRADER_EXCHANGE" in os.environ:
+    c.Exchange.root = os.environ["NBGRADER_EXCHANGE"]
+
+# Downloaded or stand-in data sets never travel with an assignment.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "data"]
 
 # What students see in place of a solution.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

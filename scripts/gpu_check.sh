@@ -7,9 +7,10 @@ set -u
 OUT="${OUT:-./gpu-results}"
 PY="${PYTHON:-python}"
 unset COURSEPACK_QUICK COURSEPACK_OFFLINE CI
+export COURSEPACK_DATA="${COURSEPACK_DATA:-$PWD/data}"  # one MNIST download for every notebook
 mkdir -p "$OUT/executed"
 SUMMARY="$OUT/summary.txt"
-: > "$SUMMARY"
+echo "gpu_check $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2> /dev/null || echo unknown)" | tee "$SUMMARY"
 failed=0
 
 step() {  # step NAME LOG COMMAND...: run COMMAND with its output in $OUT/LOG; record status and time
@@ -18,7 +19,7 @@ step() {  # step NAME LOG COMMAND...: run COMMAND with its output in $OUT/LOG; r
     "$@" > "$OUT/$log" 2>&1
     rc=$?
     [ "$rc" -eq 0 ] || failed=1
-    printf '%-34s %-4s %5ds  %s\n' "$name" "$([ "$rc" -eq 0 ] && echo pass || echo "FAIL($rc)")" \
+    printf '%-34s %-9s %5ds  %s\n' "$name" "$([ "$rc" -eq 0 ] && echo pass || echo "FAIL($rc)")" \
         $((SECONDS - start)) "$log" | tee -a "$SUMMARY"
 }
 
@@ -34,24 +35,28 @@ for nb in notebooks/*.ipynb; do
     step "execute $(basename "$nb")" "executed/$(basename "$nb" .ipynb).log" "$PY" -m jupyter nbconvert \
         --to notebook --execute --ExecutePreprocessor.timeout=1800 --output-dir "$OUT/executed" "$nb"
 done
-step "bench --device cuda" bench-cuda.txt "$PY" -m coursepack.bench --device cuda --samples 20000 \
-    --epochs 2 --json "$OUT/bench-cuda.json"
+step "bench --device cuda" bench-cuda.txt "$PY" -m coursepack.bench --device cuda --samples 10000 \
+    --epochs 5 --json "$OUT/bench-cuda.json"
 step "bench --device cpu" bench-cpu.txt "$PY" -m coursepack.bench --device cpu --json "$OUT/bench-cpu.json"
 
 {
     echo
-    echo "Accuracy lines printed by the executed demos:"
+    echo "What the executed demos report (copies with outputs in $OUT/executed/):"
     for nb in "$OUT"/executed/*.ipynb; do
-        "$PY" -c 'import json, sys
-cells = json.load(open(sys.argv[1]))["cells"]
-text = "".join(o.get("text", "") for c in cells for o in c.get("outputs", []) if o.get("name") == "stdout")
-print("\n".join(f"  {sys.argv[1]}: {line}" for line in text.splitlines() if "accuracy" in line))' "$nb"
+        [ -e "$nb" ] || continue
+        "$PY" -c 'import sys, nbformat
+name = sys.argv[1].split("/")[-1]
+for cell in nbformat.read(sys.argv[1], 4).cells:
+    for out in cell.get("outputs", []):
+        for line in out.get("text", "").splitlines():
+            if line.startswith(("Trained for", "Final test accuracy")):
+                print(f"  {name}: {line}")' "$nb"
     done
     echo
     echo "Benchmarks:"
     cat "$OUT/bench-cuda.txt" "$OUT/bench-cpu.txt" 2> /dev/null
     echo
-    echo "overall: $([ "$failed" -eq 0 ] && echo pass || echo FAIL)"
+    echo "overall: $([ "$failed" -eq 0 ] && echo pass || echo FAIL), ${SECONDS}s in all"
 } >> "$SUMMARY"
 cat "$SUMMARY"
 exit "$failed"

@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import struct
+import textwrap
 import urllib.request
 from pathlib import Path
 from typing import NamedTuple
@@ -30,7 +31,7 @@ MD5 = {
 TIMEOUT_S = 10  # per connection attempt and per read: a dead mirror costs seconds, not minutes
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 STANDIN_NAME = "stand-in digits (NOT MNIST)"
-QUICK_SIZES = (3000, 1000)  # training and test images kept in quick mode
+QUICK_SIZES = (1500, 500)  # training and test images kept in quick mode
 
 
 def quick_mode() -> bool:
@@ -43,7 +44,7 @@ IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x
 
 
 def _open(path, mode):
-    return gzip.open(path, mode) if str(path).endswith(".gz") else open(path, mode)
+    return gzip.open(path, mode, compresslevel=6) if str(path).endswith(".gz") else open(path, mode)
 
 
 def read_idx(path) -> torch.Tensor:
@@ -121,7 +122,7 @@ def download_mnist(root=DATA_DIR) -> Path:
 
 # Stand-in digits: each digit is a few pen strokes in the unit box (x right, y down), densely
 # sampled, moved by a random affine map and a smooth wobble, splatted onto the 28 x 28 grid (20
-# pixels high, like MNIST's digits) and inked with a Gaussian pen of random width.
+# pixels high, like MNIST's digits) and inked with a Gaussian pen of random weight.
 def _arc(cx, cy, rx, ry, start, stop, n=12):
     angles = torch.deg2rad(torch.linspace(start, stop, n))
     return torch.stack([cx + rx * angles.cos(), cy + ry * angles.sin()], 1)
@@ -131,34 +132,44 @@ def _line(*points):
     return torch.tensor(points)
 
 
-def _pen_path(*strokes, step=.02):
+def _pen_path(*strokes, step=.03):
     """The strokes' points, interpolated so that neighbours are at most `step` apart."""
     points = [torch.lerp(p, q, torch.linspace(0, 1, int(torch.dist(p, q) / step) + 2)[:-1, None])
-              for stroke in strokes for p, q in zip(stroke[:-1], stroke[1:])]
-    return torch.cat(points)
+              for stroke in strokes for p, q in zip(stroke[:-1], stroke[1:], strict=True)]
+    return torch.cat(points + [stroke[-1:] for stroke in strokes])
 
 
 def _pen_paths():
+    """Each digit's ways of writing it, as pen paths in the unit box."""
+    seven = _line((.2, .08), (.8, .08), (.42, .92))
+    ring = _arc(.5, .3, .24, .22, 0, 360, 16)
     return {
-        0: _pen_path(_arc(.5, .5, .3, .42, 0, 360, 20)),
-        1: _pen_path(_line((.38, .22), (.55, .08), (.55, .92))),
-        2: _pen_path(torch.cat([_arc(.5, .3, .27, .22, 180, 400), _line((.22, .92), (.8, .92))])),
-        3: _pen_path(torch.cat([_arc(.5, .29, .25, .21, 200, 450), _arc(.5, .71, .29, .21, 270, 520)])),
-        4: _pen_path(_line((.68, .92), (.68, .08), (.18, .66), (.84, .66))),
-        5: _pen_path(torch.cat([_line((.76, .08), (.32, .08), (.3, .44)), _arc(.5, .66, .28, .26, 235, 500)])),
-        6: _pen_path(torch.cat([_line((.7, .08), (.45, .22), (.3, .45)), _arc(.5, .68, .24, .24, 180, 540, 16)])),
-        7: _pen_path(_line((.2, .08), (.8, .08), (.42, .92))),
-        8: _pen_path(_arc(.5, .28, .2, .2, 0, 360, 16), _arc(.5, .7, .25, .22, 0, 360, 16)),
-        9: _pen_path(torch.cat([_arc(.5, .3, .24, .22, 0, 360, 16), _line((.74, .3), (.62, .92))])),
+        0: [_pen_path(_arc(.5, .5, .3, .42, 0, 360, 20)), _pen_path(_arc(.5, .5, .22, .42, -60, 300, 20))],
+        1: [_pen_path(_line((.38, .22), (.55, .08), (.55, .92))), _pen_path(_line((.55, .08), (.47, .92))),
+            _pen_path(_line((.38, .22), (.55, .08), (.55, .92)), _line((.36, .92), (.74, .92)))],
+        2: [_pen_path(torch.cat([_arc(.5, .3, .27, .22, 180, 400), _line((.22, .92), (.8, .92))])),
+            _pen_path(torch.cat([_arc(.5, .3, .27, .22, 180, 380), _line((.6, .62), (.2, .92), (.82, .9))]))],
+        3: [_pen_path(torch.cat([_arc(.5, .29, .25, .21, 200, 450), _arc(.5, .71, .29, .21, 270, 520)])),
+            _pen_path(torch.cat([_line((.25, .08), (.75, .08), (.45, .42)), _arc(.5, .68, .3, .24, 260, 520)]))],
+        4: [_pen_path(_line((.68, .92), (.68, .08), (.18, .66), (.84, .66))),
+            _pen_path(_line((.3, .08), (.22, .6), (.84, .6)), _line((.66, .3), (.66, .92)))],
+        5: [_pen_path(torch.cat([_line((.76, .08), (.32, .08), (.3, .44)), _arc(.5, .66, .28, .26, 235, 500)])),
+            _pen_path(torch.cat([_line((.3, .08), (.28, .44)), _arc(.5, .66, .28, .26, 235, 500)]),
+                      _line((.3, .08), (.78, .1)))],
+        6: [_pen_path(torch.cat([_line((.7, .08), (.45, .22), (.3, .45)), _arc(.5, .68, .24, .24, 180, 540, 16)])),
+            _pen_path(torch.cat([_line((.62, .08), (.3, .6)), _arc(.48, .72, .2, .2, 210, 560, 16)]))],
+        7: [_pen_path(seven), _pen_path(seven, _line((.38, .5), (.74, .5)))],
+        8: [_pen_path(_arc(.5, .28, .2, .2, 0, 360, 16), _arc(.5, .7, .25, .22, 0, 360, 16)),
+            _pen_path(_arc(.5, .3, .16, .22, 0, 360, 16), _arc(.5, .72, .28, .2, 0, 360, 16))],
+        9: [_pen_path(torch.cat([ring, _line((.74, .3), (.62, .92))])),
+            _pen_path(torch.cat([ring, _line((.74, .3), (.72, .6), (.6, .84), (.38, .92))]))],
     }
 
 
-def _pens(widths=(.7, 1., 1.3)):
-    """Gaussian pens (len(widths), 1, 7, 7), scaled so that a line of unit density inks well past 1."""
-    offsets = torch.arange(-3., 4.)
-    kernels = [torch.outer(g, g) / (g.sum() * g.max()) * 1.6 * torch.exp(-offsets.square() / 8).sum()
-               for g in (torch.exp(-offsets.square() / (2 * w * w)) for w in widths)]
-    return torch.stack(kernels)[:, None]
+def _pen(sigma=.9):
+    """A 7 x 7 Gaussian pen, scaled so that a line of one point per pixel inks 1 along its centre."""
+    g = torch.exp(-torch.arange(-3., 4.).square() / (2 * sigma**2))
+    return (torch.outer(g, g) / g.sum() ** 2 * (2 * torch.pi) ** .5 * sigma).view(1, 1, 7, 7)
 
 
 def _render(path, n, generator):
@@ -166,37 +177,37 @@ def _render(path, n, generator):
     def uniform(low, high, *shape):
         return low + (high - low) * torch.rand(n, *shape, generator=generator)
 
-    angle, skew = uniform(-.25, .25), uniform(-.3, .3)
+    angle, skew = uniform(-.3, .3), uniform(-.4, .4)
     rotate = torch.stack([angle.cos(), -angle.sin(), angle.sin(), angle.cos()], 1).view(n, 2, 2)
     shear = torch.stack([torch.ones(n), skew, torch.zeros(n), torch.ones(n)], 1).view(n, 2, 2)
-    affine = rotate @ shear @ torch.diag_embed(torch.stack([uniform(.75, 1.05), uniform(.8, 1.05)], 1))
-    amplitude, frequency, phase = uniform(0, .04, 1, 2), uniform(2, 5, 1, 2), uniform(0, 6.3, 1, 2)
+    affine = rotate @ shear @ torch.diag_embed(torch.stack([uniform(.65, 1.), uniform(.8, 1.)], 1))
+    amplitude, frequency, phase = uniform(0, .06, 1, 2), uniform(1.5, 4, 1, 2), uniform(0, 6.3, 1, 2)
     points = path - .5
     points = points + amplitude * torch.sin(frequency * points.flip(-1) + phase)  # a wobbly hand
-    points = 14 + 20 * (torch.einsum("nij,nsj->nsi", affine, points) + uniform(-.08, .08, 1, 2)) - .5
+    points = 14 + 20 * (torch.einsum("nij,nsj->nsi", affine, points) + uniform(-.05, .05, 1, 2)) - .5
     canvas = torch.zeros(n * 784)
-    sample = torch.arange(n)[:, None].expand(-1, points.shape[1])
-    for corner in ((0, 0), (0, 1), (1, 0), (1, 1)):  # bilinear splatting, 0.4 pixels per point
+    first = torch.arange(n)[:, None] * 784
+    for corner in ((0, 0), (0, 1), (1, 0), (1, 1)):  # bilinear splatting, .6 pixels of line per point
         pixel = points.floor() + torch.tensor(corner)
-        weight = (1 - (points - pixel).abs()).prod(-1) * .4
-        inside = ((pixel >= 0) & (pixel < 28)).all(-1)
-        col, row = pixel.long().unbind(-1)
-        canvas.index_add_(0, (sample * 784 + row * 28 + col)[inside], weight[inside])
-    inked = torch.nn.functional.conv2d(canvas.view(n, 1, 28, 28), _pens(), padding=3)
-    pen = torch.randint(inked.shape[1], (n, 1, 1, 1), generator=generator).expand(-1, 1, 28, 28)
-    ink = inked.gather(1, pen).squeeze(1).clamp(0, 1) * uniform(.8, 1, 1, 1)
-    ink = (ink + .05 * torch.randn(n, 28, 28, generator=generator)).clamp(0, 1)
+        weight = (1 - (points - pixel).abs()).prod(-1) * .6 * ((pixel >= 0) & (pixel < 28)).all(-1)
+        col, row = pixel.clamp(0, 27).long().unbind(-1)
+        canvas.index_add_(0, (first + row * 28 + col).view(-1), weight.view(-1))
+    inked = torch.nn.functional.conv2d(canvas.view(n, 1, 28, 28), _pen(), padding=3).squeeze(1)
+    ink = (uniform(1.2, 3.5, 1, 1) * inked).clamp(0, 1)  # a random gain: thin to bold strokes
+    ink = ink * uniform(.75, 1, 28, 28)  # uneven ink; the background stays black as in MNIST
     return (255 * ink).round().to(torch.uint8)
 
 
 def make_standin_digits(root=DATA_DIR, n_train=10000, n_test=2000, seed=0) -> Path:
     """Write a small rendered-digit data set (NOT MNIST) as IDX files under root/"standin-digits"."""
     generator = torch.Generator().manual_seed(seed)
-    labels = torch.randperm(n_train + n_test, generator=generator) % 10
+    labels = torch.cat([torch.randperm(n, generator=generator) % 10 for n in (n_train, n_test)])  # balanced
     images = torch.empty(len(labels), 28, 28, dtype=torch.uint8)
-    for digit, path in _pen_paths().items():
+    for digit, paths in _pen_paths().items():
         index = (labels == digit).nonzero().squeeze(1)
-        images[index] = _render(path, len(index), generator)
+        variant = torch.randint(len(paths), (len(index),), generator=generator)
+        for chosen, path in enumerate(paths):
+            images[index[variant == chosen]] = _render(path, int((variant == chosen).sum()), generator)
     folder = Path(root) / "standin-digits"
     folder.mkdir(parents=True, exist_ok=True)
     for prefix, part in (("train", slice(0, n_train)), ("t10k", slice(n_train, None))):
@@ -215,8 +226,8 @@ class DigitData(NamedTuple):
 
 
 def _banner(reason, folder):
-    lines = ["STAND-IN DATA: THIS IS NOT MNIST", f"MNIST could not be loaded: {reason}",
-             f"Using rendered digits from {folder} instead.",
+    lines = ["STAND-IN DATA: THIS IS NOT MNIST", *textwrap.wrap(f"MNIST could not be loaded: {reason}", 80),
+             *textwrap.wrap(f"Using rendered digits from {folder} instead.", 80),
              "Every accuracy below is measured on these digits, NOT on MNIST."]
     width = max(map(len, lines))
     print("\n".join(["#" * (width + 4), *(f"# {line:<{width}} #" for line in lines), "#" * (width + 4)]))
