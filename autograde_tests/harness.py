@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from dataclasses import dataclass, field
 
 from jupyter_client.manager import start_new_kernel
@@ -81,7 +82,9 @@ class ReferenceNotebook:
 
     def __init__(self, path, timeout: float = 300):
         self.nb = notebooks.read(path)
-        self.answers = [c.source for c in self.nb.cells if notebooks.is_answer(c)]
+        # Answer and test cells in notebook order: grading replays them in that order, as nbgrader does.
+        self.graded = [c for c in self.nb.cells if notebooks.is_answer(c) or notebooks.is_test(c)]
+        self.answer_names = notebooks.defined_names(self.nb)
         self.tests = {notebooks.nbgrader(c)["grade_id"]: c for c in self.nb.cells if notebooks.is_test(c)}
         self.points = {gid: notebooks.nbgrader(c)["points"] for gid, c in self.tests.items()}
         self.kernel = Kernel(path.parent)
@@ -96,15 +99,51 @@ class ReferenceNotebook:
                 raise RuntimeError(f"{path.name}: reference cell failed: {error}\n{cell.source}")
 
     def grade(self, code: str, timeout: float = 60) -> dict[str, str | None]:
-        """{test grade_id: None if it passes else the failure} for the reference answers + `code`."""
-        for source in self.answers:
-            error = self.kernel.run(source, timeout)
-            assert error is None, f"restoring a reference answer failed: {error}"
+        """{test grade_id: None if it passes else the failure} with `code` as the student's answer.
+
+        The answer and test cells are replayed in notebook order with `code` run again right after
+        every answer cell that defines one of its names, so a case sees what it would see under
+        nbgrader: nothing defined by a later cell, nothing left over by an earlier case. Test cells
+        that cannot reach a replaced name (see `affected`) keep the reference result, unrun.
+        """
+        replaced = names_defined(code)
+        forget = sorted(set(self.answer_names) | replaced)
+        self._run_or_fail(f"for _name in {forget!r}:\n    globals().pop(_name, None)", timeout)
+        defines = [replaced & set(notebooks.DEFINITION.findall(c.source)) if notebooks.is_answer(c) else set()
+                   for c in self.graded]
+        if not any(defines):
+            self._run_or_fail(code, timeout)
+        results = dict(self.reference)
+        affected = self.affected(replaced)
+        for cell, slot in zip(self.graded, defines, strict=True):
+            grade_id = notebooks.nbgrader(cell)["grade_id"]
+            if notebooks.is_test(cell):
+                if grade_id in affected:
+                    results[grade_id] = self.kernel.run(cell.source, timeout)
+                continue
+            self._run_or_fail(cell.source, timeout)
+            if slot:
+                self._run_or_fail(code, timeout)
+        return results
+
+    def affected(self, replaced: set[str]) -> set[str]:
+        """Test cells that mention a replaced name, directly or through the answers they call."""
+        bodies = {name: cell.source for cell in self.graded if notebooks.is_answer(cell)
+                  for name in notebooks.DEFINITION.findall(cell.source)}
+        reaches = set(replaced)
+        changed = True
+        while changed:  # close over "answer X's body mentions a name that reaches a replaced one"
+            grown = {n for n, body in bodies.items() if any(re.search(rf"\b{r}\b", body) for r in reaches)}
+            changed = not grown <= reaches
+            reaches |= grown
+        return {gid for gid, cell in self.tests.items()
+                if any(re.search(rf"\b{name}\b", cell.source) for name in reaches)}
+
+    def _run_or_fail(self, code: str, timeout: float) -> None:
+        # Reference answers and case code must run: if they don't, the case is broken, not graded.
         error = self.kernel.run(code, timeout)
         if error:
-            # A case whose code does not even run is a broken case, not a graded answer.
-            raise RuntimeError(f"case code raised {error}")
-        return {gid: self.kernel.run(cell.source, timeout) for gid, cell in self.tests.items()}
+            raise RuntimeError(f"{error}\nwhile running:\n{code[:500]}")
 
     def close(self):
         self.kernel.close()

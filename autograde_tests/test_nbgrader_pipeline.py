@@ -49,10 +49,11 @@ def graded_course(tmp_path_factory):
     for index, source_path in enumerate(sorted(SOURCE.glob("*.ipynb"))):
         stem, source_nb = source_path.stem, notebooks.read(source_path)
         release_nb = notebooks.read(course / "release" / ASSIGNMENT / source_path.name)
-        all_tests = {notebooks.nbgrader(c)["grade_id"] for c in source_nb.cells if notebooks.is_test(c)}
+        # nbgrader scores an unchanged written answer 0 too, so the blank release earns nothing at all.
+        all_graded = {notebooks.nbgrader(c)["grade_id"] for c in source_nb.cells if notebooks.nbgrader(c).get("grade")}
         mixed, fails = mixed_answers(stem, source_nb, wrong=index % 2 == 0)
         submissions = {"reference": (answers_by_id(source_nb), set()),
-                       "blank": ({}, all_tests),
+                       "blank": ({}, all_graded),
                        "mixed": (mixed, fails)}
         for student, (answers, failing) in submissions.items():
             folder = course / "submitted" / student / ASSIGNMENT

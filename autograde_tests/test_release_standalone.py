@@ -19,7 +19,7 @@ BADGE_URL = re.compile(r"https://colab\.research\.google\.com/github/([^/]+/[^/]
 # Runs first in the kernel: nothing from this repository may be imported or found on sys.path.
 ISOLATE = """import sys
 sys.modules["coursepack"] = None
-sys.path[:] = [p for p in sys.path if p and not p.startswith({root!r})]"""
+sys.path[:] = [p for p in sys.path if not p.startswith({root!r}) or p.startswith(sys.prefix)]"""
 
 
 @pytest.mark.parametrize("path", RELEASED, ids=lambda p: p.name)
