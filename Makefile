@@ -21,10 +21,19 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 VENV_READY := $(VENV)/.installed
 
-.PHONY: help release test lint sync lab autograde feedback grades bench clean distclean venv
+# Colab badges open notebooks from this GitHub repository and branch (defaults: coursepack/notebooks.py).
+ifdef REPOSITORY
+export COURSEPACK_REPOSITORY := $(REPOSITORY)
+endif
+ifdef BRANCH
+export COURSEPACK_BRANCH := $(BRANCH)
+endif
+
+.PHONY: help release test lint sync lab autograde feedback grades bench clean distclean venv \
+        exchange-release kernel slurm bench-grading
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 venv: $(VENV_READY) ## create .venv and install the pack with its test tools (done by every target on first use)
 
@@ -37,24 +46,26 @@ $(VENV_READY): pyproject.toml
 release: $(VENV_READY) sync ## generate release/ from source/ with nbgrader and print the points table
 	$(PY) -m coursepack.release
 
-sync: $(VENV_READY) ## write shared snippets into notebooks and strip their outputs
+sync: $(VENV_READY) ## write shared snippets and Colab badges (REPOSITORY=owner/name BRANCH=...) into notebooks and README; strip outputs
 	$(PY) -m coursepack.sync
 
 lint: $(VENV_READY) ## ruff on code and notebooks
 	$(PY) -m ruff check .
 
 test: $(VENV_READY) lint ## every check: lint, notebook rules, release sync, grading suite, nbval on all notebooks
-	COURSEPACK_QUICK=1 COURSEPACK_OFFLINE=1 MPLBACKEND=Agg \
+	COURSEPACK_QUICK=1 COURSEPACK_OFFLINE=1 COURSEPACK_DATA=$(CURDIR)/data MPLBACKEND=Agg \
 	  $(PY) -m pytest autograde_tests --nbval-lax source notebooks
 
 lab: $(VENV_READY) ## JupyterLab on the course, with nbgrader's Assignments and Formgrader
 	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) $(ALLOW_ROOT)
 
-autograde: $(VENV_READY) ## autograde submitted/*/$(ASSIGNMENT) into autograded/ and the gradebook
-	$(NBGRADER) autograde $(ASSIGNMENT)
+# WORKERS=N parallel graders (default: cores); STUDENT=glob grades only matching students.
+autograde: $(VENV_READY) ## autograde submitted/*/$(ASSIGNMENT) in parallel, each kernel sandboxed, into the gradebook
+	$(PY) -m coursepack.grading.autograde $(ASSIGNMENT) $(if $(WORKERS),--workers $(WORKERS)) \
+	  $(if $(STUDENT),--student '$(STUDENT)')
 
-feedback: $(VENV_READY) ## feedback HTML for every autograded submission, under feedback/
-	$(NBGRADER) generate_feedback $(ASSIGNMENT)
+feedback: $(VENV_READY) ## feedback HTML for every autograded submission, under feedback/, without hidden test code
+	$(PY) -m coursepack.grading.feedback $(ASSIGNMENT)
 
 grades: $(VENV_READY) ## export the gradebook to grades.csv
 	$(NBGRADER) export --to grades.csv
@@ -62,9 +73,47 @@ grades: $(VENV_READY) ## export the gradebook to grades.csv
 bench: $(VENV_READY) ## time the training loop against a naive one (see coursepack/bench.py)
 	COURSEPACK_OFFLINE=1 $(PY) -m coursepack.bench
 
+bench-grading: $(VENV_READY) ## stock nbgrader autograde vs make autograde on a generated class (STUDENTS=40: full)
+	COURSEPACK_OFFLINE=1 $(PY) -m coursepack.grading.bench $(if $(STUDENTS),--students $(STUDENTS)) \
+	  $(if $(WORKERS),--workers $(WORKERS))
+
 clean: ## remove grading state and caches (keeps .venv)
 	rm -rf submitted autograded feedback gradebook.db grades.csv .jupyter .pytest_cache data
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean ## also remove .venv
 	rm -rf $(VENV) *.egg-info
+
+# Delivery: JupyterHub's Assignments tab (the nbgrader exchange), a Jupyter kernel, SLURM batch jobs.
+exchange-release: $(VENV_READY) ## publish release/ to the exchange behind the Assignments tab (root: NBGRADER_EXCHANGE)
+	$(NBGRADER) release_assignment $(ASSIGNMENT) --force
+
+# `make kernel` runs before any environment exists, so it uses $(PYTHON), not .venv. The kernel is
+# registered in the user's own Jupyter data folder (~/.local/share/jupyter), where JupyterHub looks,
+# not in this project's .jupyter/: hence the env -u.
+KERNEL_VENV    ?= $(HOME)/.venvs/comp3547
+KERNEL_NAME    ?= comp3547
+KERNEL_DISPLAY ?= Python (COMP3547)
+KERNEL_FLAGS   ?=
+
+kernel: ## a virtual environment (KERNEL_VENV) with the pack's requirements, as Jupyter kernel KERNEL_NAME
+	env -u JUPYTER_CONFIG_DIR -u JUPYTER_DATA_DIR -u JUPYTER_RUNTIME_DIR $(PYTHON) -m coursepack.kernel \
+	  --python $(PYTHON) --venv "$(KERNEL_VENV)" --name "$(KERNEL_NAME)" --display-name "$(KERNEL_DISPLAY)" \
+	  $(if $(TORCH_SPEC),--torch-spec "$(TORCH_SPEC)") $(KERNEL_FLAGS)
+
+SLURM_PARTITION ?= ug-gpu-small
+SLURM_GPUS      ?= 1
+SLURM_TIME      ?= 01:00:00
+SLURM_OUT       ?= slurm-out
+NOTEBOOK        ?=
+SUBMIT          ?=
+SLURM_SCRIPT    := $(SLURM_OUT)/$(basename $(notdir $(NOTEBOOK))).sbatch
+
+slurm: ## sbatch script running NOTEBOOK=... on a GPU node (in SLURM_OUT); SUBMIT=1 also submits it
+	@test -n "$(NOTEBOOK)" || { echo "usage: make slurm NOTEBOOK=path/to/notebook.ipynb [SUBMIT=1]" >&2; exit 2; }
+	$(PYTHON) -m coursepack.slurm --partition "$(SLURM_PARTITION)" --gpus "$(SLURM_GPUS)" --time "$(SLURM_TIME)" \
+	  --venv "$(KERNEL_VENV)" --output-dir "$(SLURM_OUT)" --script "$(SLURM_SCRIPT)" "$(NOTEBOOK)"
+ifeq ($(SUBMIT),1)
+	@command -v sbatch > /dev/null || { echo "sbatch not found: submit from the cluster's login node" >&2; exit 1; }
+	sbatch "$(SLURM_SCRIPT)"
+endif

@@ -45,6 +45,14 @@ def test_colab_badge_points_at_this_file(path):
     assert (notebooks.ROOT / repo_path).resolve() == path.resolve(), f"badge opens {repo_path}, not this file"
 
 
+def test_readme_badges_are_in_sync_and_point_at_files():
+    text = (notebooks.ROOT / "README.md").read_text()
+    assert notebooks.readme_with_badges(text) == text, "README's Colab badges are stale: run make sync"
+    paths = [m.group(3) for m in BADGE_URL.finditer(text)]
+    assert len(paths) == len(RELEASED) + len(notebooks.demo_notebooks())
+    assert all((notebooks.ROOT / p).is_file() for p in paths)
+
+
 def test_colab_setup_requirements_match_pyproject():
     """What the Colab cell would install is exactly what the pack requires (outside Colab it does nothing)."""
     project = tomllib.loads((notebooks.ROOT / "pyproject.toml").read_text())["project"]

@@ -91,6 +91,22 @@ def is_badge(cell) -> bool:
     return cell.get("metadata", {}).get("coursepack", {}).get("badge", False)
 
 
+BADGES_START, BADGES_END = "<!-- colab-badges:start (written by make sync) -->", "<!-- colab-badges:end -->"
+
+
+def readme_badges() -> str:
+    """The README's table of Colab badges, one per student notebook and demo."""
+    rows = ["| notebook | open |", "| --- | --- |"]
+    for path in sorted(RELEASE.glob("*/*.ipynb")) + demo_notebooks():
+        rows.append(f"| `{path.relative_to(ROOT).as_posix()}` | {badge_source(path)} |")
+    return "\n".join([BADGES_START, *rows, BADGES_END])
+
+
+def readme_with_badges(text: str) -> str:
+    start, end = text.index(BADGES_START), text.index(BADGES_END) + len(BADGES_END)
+    return text[:start] + readme_badges() + text[end:]
+
+
 def sync_snippets(path) -> bool:
     """Give the notebook at `path` its Colab badge and set-up cell and rewrite its injected cells.
 

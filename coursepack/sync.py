@@ -1,4 +1,4 @@
-"""Sync: write the shared snippets into the notebooks that inject them and strip outputs.
+"""Sync: write the shared snippets and Colab badges into the notebooks (and README) and strip outputs.
 
     python -m coursepack.sync    (make sync)
 """
@@ -15,6 +15,11 @@ def main() -> int:
             notebooks.write(nb, path)
         if notebooks.sync_snippets(path) or had_outputs:
             print(f"synced {path.relative_to(notebooks.ROOT)}")
+    readme = notebooks.ROOT / "README.md"
+    text = readme.read_text()
+    if notebooks.readme_with_badges(text) != text:
+        readme.write_text(notebooks.readme_with_badges(text))
+        print("synced README.md (Colab badges)")
     return 0
 
 
