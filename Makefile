@@ -20,6 +20,8 @@ NBGRADER := $(PY) -m nbgrader
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 VENV_READY := $(VENV)/.installed
+# pytest-xdist workers for make test; each test file stays on one worker (its fixtures are costly).
+TEST_WORKERS ?= auto
 
 # Colab badges open notebooks from this GitHub repository and branch (defaults: coursepack/notebooks.py).
 ifdef REPOSITORY
@@ -54,7 +56,7 @@ lint: $(VENV_READY) ## ruff on code and notebooks
 
 test: $(VENV_READY) lint ## every check: lint, notebook rules, release sync, grading suite, nbval on all notebooks
 	COURSEPACK_QUICK=1 COURSEPACK_OFFLINE=1 COURSEPACK_DATA=$(CURDIR)/data MPLBACKEND=Agg \
-	  $(PY) -m pytest autograde_tests --nbval-lax source notebooks
+	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile autograde_tests --nbval-lax source notebooks
 
 lab: $(VENV_READY) ## JupyterLab on the course, with nbgrader's Assignments and Formgrader
 	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) $(ALLOW_ROOT)

@@ -71,8 +71,12 @@ def write_idx(path, tensor) -> None:
     if array.dtype not in codes:
         raise TypeError(f"IDX cannot store {tensor.dtype}; convert first, e.g. labels.to(torch.uint8)")
     header = struct.pack(f">2xBB{array.ndim}I", codes[array.dtype], array.ndim, *array.shape)
-    with _open(path, "wb") as file:
+    # Write beside the target, then rename: a reader (another notebook running at the same time)
+    # never sees half a file, and an interrupted write leaves no broken one behind.
+    partial = Path(path).with_name(f".partial-{os.getpid()}-{Path(path).name}")
+    with _open(partial, "wb") as file:
         file.write(header + array.astype(IDX_TYPES[codes[array.dtype]]).tobytes())
+    os.replace(partial, path)
 
 
 class DownloadError(RuntimeError):
