@@ -21,6 +21,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 VENV_READY := $(VENV)/.installed
 # pytest-xdist workers for make test; each test file stays on one worker (its fixtures are costly).
+# Each kernel gets one torch thread (OMP_NUM_THREADS=1): workers x threads beyond the cores thrash.
 TEST_WORKERS ?= auto
 
 # Colab badges open notebooks from this GitHub repository and branch (defaults: coursepack/notebooks.py).
@@ -55,7 +56,7 @@ lint: $(VENV_READY) ## ruff on code and notebooks
 	$(PY) -m ruff check .
 
 test: $(VENV_READY) lint ## every check: lint, notebook rules, release sync, grading suite, nbval on all notebooks
-	COURSEPACK_QUICK=1 COURSEPACK_OFFLINE=1 COURSEPACK_DATA=$(CURDIR)/data MPLBACKEND=Agg \
+	COURSEPACK_QUICK=1 COURSEPACK_OFFLINE=1 COURSEPACK_DATA=$(CURDIR)/data MPLBACKEND=Agg OMP_NUM_THREADS=1 \
 	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile autograde_tests --nbval-lax source notebooks
 
 lab: $(VENV_READY) ## JupyterLab on the course, with nbgrader's Assignments and Formgrader

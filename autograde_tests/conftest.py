@@ -20,23 +20,23 @@ def source_notebook(stem):
 
 
 class _References:
-    """Keeps one warm reference kernel at a time (tests are grouped by notebook)."""
+    """One warm reference kernel per notebook, started on first use and kept for the session
+    (pytest runs each notebook's reference test before its cases; about 300 MB a kernel)."""
 
     def __init__(self):
-        self.stem, self.reference = None, None
+        self.kernels = {}
 
     def get(self, stem):
         from harness import ReferenceNotebook
 
-        if stem != self.stem:
-            self.close()
-            self.stem, self.reference = stem, ReferenceNotebook(source_notebook(stem))
-        return self.reference
+        if stem not in self.kernels:
+            self.kernels[stem] = ReferenceNotebook(source_notebook(stem))
+        return self.kernels[stem]
 
     def close(self):
-        if self.reference is not None:
-            self.reference.close()
-        self.stem, self.reference = None, None
+        for reference in self.kernels.values():
+            reference.close()
+        self.kernels.clear()
 
 
 @pytest.fixture(scope="session")
