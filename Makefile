@@ -81,7 +81,7 @@ bench-grading: $(VENV_READY) ## stock nbgrader autograde vs make autograde on a 
 	  $(if $(WORKERS),--workers $(WORKERS))
 
 clean: ## remove grading state and caches (keeps .venv)
-	rm -rf submitted autograded feedback gradebook.db grades.csv .jupyter .pytest_cache data
+	rm -rf submitted autograded feedback gradebook.db grades.csv .jupyter .pytest_cache .grading data
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean ## also remove .venv

@@ -1,0 +1,111 @@
+"""The parallel grader with a PostgreSQL gradebook (CourseDirectory.db_url / --db-url).
+
+A private PostgreSQL cluster is initialised and started on 127.0.0.1 (Debian's `postgresql`
+package; as root its server runs as the `postgres` user) for this module, or the server named by
+COURSEPACK_TEST_PG_URL is used. Skipped, saying why, only where neither can be had.
+"""
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from nbgrader.api import Gradebook
+from test_grading_adversarial import ASSIGNMENT, hostile_class, listener  # noqa: F401 - session fixtures
+from test_grading_parallel import scores, subset
+
+from coursepack.grading import autograde, classroom
+from coursepack.nbgrader_cli import nbgrader
+
+STUDENTS = ["honest", "hidden_fail"]
+
+
+def _server_binaries() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if found:
+        return Path(found[-1]).parent
+    pg_ctl = shutil.which("pg_ctl")
+    return Path(pg_ctl).parent if pg_ctl else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    pytest.importorskip("pg8000", reason="the PostgreSQL driver pg8000 is not installed (pip install pg8000)")
+    if os.environ.get("COURSEPACK_TEST_PG_URL"):
+        yield os.environ["COURSEPACK_TEST_PG_URL"]
+        return
+    binaries = _server_binaries()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql) and no COURSEPACK_TEST_PG_URL")
+    # Not under pytest's temporary folder: the server's user must be able to reach its data folder.
+    folder = Path(tempfile.mkdtemp(prefix="coursepack-pg-"))
+    run_as = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        os.chmod(folder, 0o755)
+        shutil.chown(folder, user.pw_uid, user.pw_gid)
+        run_as = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups"]
+    data, port = folder / "data", _free_port()
+
+    def pg(*args):
+        return subprocess.run([*run_as, *args], capture_output=True, text=True, cwd=folder)
+
+    init = pg(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "grader", "--no-sync")
+    if init.returncode != 0:
+        pytest.skip(f"initdb failed: {init.stderr.strip()[-300:]}")
+    start = pg(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "-t", "60",
+               "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    if start.returncode != 0:
+        pytest.skip(f"the PostgreSQL server did not start: {start.stderr.strip()[-300:]}")
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(f"postgresql+pg8000://grader@127.0.0.1:{port}/postgres",
+                                          isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("CREATE DATABASE gradebook"))
+        engine.dispose()
+        yield f"postgresql+pg8000://grader@127.0.0.1:{port}/gradebook"
+    finally:
+        pg(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_parallel_grading_into_postgresql(hostile_class, postgres_url, tmp_path):  # noqa: F811
+    course, *_ = hostile_class
+    copy = subset(course, STUDENTS, tmp_path / "course")
+    env = classroom.env(copy, COURSEPACK_DB=postgres_url)
+    nbgrader("generate_assignment", ASSIGNMENT, "--force", course=copy, env=env)
+
+    def grade():
+        previous = os.environ.copy()
+        os.environ.update(env)
+        try:
+            return autograde.main([ASSIGNMENT, "--course", str(copy), "--workers", "2", "--quiet"])
+        finally:
+            os.environ.clear()
+            os.environ.update(previous)
+
+    assert grade() == 0
+
+    def in_postgres():
+        with Gradebook(postgres_url, "comp3547") as gradebook:
+            return {s: {g.name: g.auto_score for g in gradebook.find_submission_notebook("tiny", ASSIGNMENT, s).grades}
+                    for s in STUDENTS}
+
+    assert in_postgres() == scores(course, STUDENTS)
+    with Gradebook(f"sqlite:///{copy / 'gradebook.db'}", "comp3547") as sqlite:  # the copy's own: untouched
+        assert not sqlite.find_assignment(ASSIGNMENT).submissions
