@@ -36,20 +36,6 @@ class Right:
     fails: frozenset[str] = field(default_factory=frozenset)
 
 
-def answers_by_id(nb) -> dict[str, str]:
-    """The answer cells (code and written) of a notebook, by grade_id."""
-    return {notebooks.nbgrader(c)["grade_id"]: c.source for c in nb.cells if notebooks.nbgrader(c).get("solution")}
-
-
-def fill(release_nb, answers: dict[str, str]):
-    """A copy of the release notebook with the given answer cells filled in, as a student would."""
-    nb = notebooks.nbformat.from_dict(release_nb)
-    for cell in nb.cells:
-        if notebooks.nbgrader(cell).get("grade_id") in answers:
-            cell.source = answers[notebooks.nbgrader(cell)["grade_id"]]
-    return nb
-
-
 def names_defined(code: str) -> set[str]:
     """Top-level functions and classes a case (re)defines."""
     tree = ast.parse(code)

@@ -34,7 +34,6 @@ from types import SimpleNamespace
 
 import pytest
 from nbgrader.api import Gradebook
-from test_nbgrader_pipeline import answers_by_id, fill
 
 from coursepack import notebooks
 from coursepack.nbgrader_cli import jupyter_env, nbgrader
@@ -96,7 +95,7 @@ class Student:
     def work(self, stem: str, answers: dict, marker: str) -> None:
         """Fill the fetched notebook with `answers` (by grade_id) and a marker cell, as the student would."""
         path = self.home / ASSIGNMENT / f"{stem}.ipynb"
-        nb = fill(notebooks.read(path), answers)
+        nb = notebooks.filled(notebooks.read(path), answers)
         nb.cells = [c for c in nb.cells if not c.source.startswith(MARKER)]
         nb.cells.append(notebooks.nbformat.v4.new_markdown_cell(f"{MARKER} {marker}"))
         notebooks.write(nb, path)
@@ -173,7 +172,7 @@ def delivery(tmp_path_factory, accounts, exchange_root):
     with gradebook_of(course) as gradebook:
         gradebook.update_or_create_student(alice.name)
 
-    reference = answers_by_id(notebooks.read(source_path))
+    reference = notebooks.answers(notebooks.read(source_path))
     alice.nbgrader("fetch_assignment", ASSIGNMENT)
     offroster.nbgrader("fetch_assignment", ASSIGNMENT)
     alice.work(stem, {}, marker="first")  # the blank release: it would score zero if it were graded

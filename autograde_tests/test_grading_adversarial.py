@@ -85,7 +85,7 @@ class Case:
 
 
 def _with_answers(source, overrides):
-    given = classroom.answers(source)
+    given = notebooks.answers(source)
     given.update(overrides)
     return given
 
@@ -183,7 +183,7 @@ def cases(course: Path, port: int) -> dict[str, Case]:
 def make_submission(course, name, case, source, release):
     if case.text is not None:
         return classroom.submit(course, ASSIGNMENT, name, "tiny", case.text)
-    nb = classroom.filled(release, {} if name == "blank" else _with_answers(source, case.answers))
+    nb = notebooks.filled(release, {} if name == "blank" else _with_answers(source, case.answers))
     if case.edit:
         case.edit(nb)
     path = classroom.submit(course, ASSIGNMENT, name, case.filename or "tiny", nb)

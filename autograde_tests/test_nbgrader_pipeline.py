@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 from conftest import case_modules
-from harness import Right, Wrong, answers_by_id, fill, names_defined
+from harness import Right, Wrong, names_defined
 from nbgrader.api import Gradebook
 
 from coursepack import notebooks
@@ -29,7 +29,7 @@ def mixed_answers(stem, source_nb, wrong):
     """Reference answers with one answer cell replaced by a Wrong (or Right) case; the test cells it fails."""
     case = one_case(case_modules()[stem].CASES, Wrong if wrong else Right)
     (name,) = names_defined(case.code)
-    answers = answers_by_id(source_nb)
+    answers = notebooks.answers(source_nb)
     cell_id = next(gid for gid, src in answers.items() if name in notebooks.DEFINITION.findall(src))
     # Keep the rest of that answer cell's definitions: put the case after the reference code.
     answers[cell_id] = answers[cell_id] + "\n\n" + case.code
@@ -52,13 +52,13 @@ def graded_course(tmp_path_factory):
         # nbgrader scores an unchanged written answer 0 too, so the blank release earns nothing at all.
         all_graded = {notebooks.nbgrader(c)["grade_id"] for c in source_nb.cells if notebooks.nbgrader(c).get("grade")}
         mixed, fails = mixed_answers(stem, source_nb, wrong=index % 2 == 0)
-        submissions = {"reference": (answers_by_id(source_nb), set()),
+        submissions = {"reference": (notebooks.answers(source_nb), set()),
                        "blank": ({}, all_graded),
                        "mixed": (mixed, fails)}
         for student, (answers, failing) in submissions.items():
             folder = course / "submitted" / student / ASSIGNMENT
             folder.mkdir(parents=True, exist_ok=True)
-            notebooks.write(fill(release_nb, answers), folder / source_path.name)
+            notebooks.write(notebooks.filled(release_nb, answers), folder / source_path.name)
             expected_failures[student, stem] = failing
 
     nbgrader("autograde", ASSIGNMENT, course=course, env=env)

@@ -9,7 +9,6 @@ import tomllib
 
 import nbclient
 import pytest
-from harness import answers_by_id, fill
 
 from coursepack import notebooks
 from coursepack.snippets import colab_setup
@@ -25,7 +24,7 @@ sys.path[:] = [p for p in sys.path if not p.startswith({root!r}) or p.startswith
 @pytest.mark.parametrize("path", RELEASED, ids=lambda p: p.name)
 def test_release_runs_alone_with_answers(path, tmp_path, monkeypatch):
     source = notebooks.read(notebooks.SOURCE / path.parent.name / path.name)
-    nb = fill(notebooks.read(path), answers_by_id(source))
+    nb = notebooks.filled(notebooks.read(path), notebooks.answers(source))
     nb.cells.insert(0, notebooks.nbformat.v4.new_code_cell(ISOLATE.format(root=str(notebooks.ROOT))))
     for name in ("PYTHONPATH", "COURSEPACK_DATA"):
         monkeypatch.delenv(name, raising=False)

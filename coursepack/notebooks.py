@@ -56,6 +56,20 @@ def defined_names(nb) -> list[str]:
     return [name for cell in nb.cells if is_answer(cell) for name in DEFINITION.findall(cell.source)]
 
 
+def answers(nb) -> dict[str, str]:
+    """The answer cells (code and written) of a notebook, by grade_id."""
+    return {nbgrader(c)["grade_id"]: c.source for c in nb.cells if nbgrader(c).get("solution")}
+
+
+def filled(release_nb, given: dict[str, str]) -> nbformat.NotebookNode:
+    """A copy of the release notebook with the given answer cells filled in, as a student would."""
+    nb = nbformat.from_dict(release_nb)
+    for cell in nb.cells:
+        if nbgrader(cell).get("grade_id") in given:
+            cell.source = given[nbgrader(cell)["grade_id"]]
+    return nb
+
+
 def source_notebooks() -> list[Path]:
     return sorted(SOURCE.glob("*/*.ipynb"))
 
@@ -108,7 +122,7 @@ def readme_with_badges(text: str) -> str:
 
 
 def sync_snippets(path) -> bool:
-    """Give the notebook at `path` its Colab badge and set-up cell and rewrite its injected cells.
+    """Give the notebook at `path` its Colab badge and set-up cell, rewrite its injected cells, strip outputs.
 
     Returns whether anything changed (the file is only written then).
     """
@@ -124,6 +138,8 @@ def sync_snippets(path) -> bool:
         name = injected(cell)
         if name:
             cell.source = snippet_cell_source(name)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     changed = nbformat.writes(nb) != before
     if changed:
         write(nb, path)

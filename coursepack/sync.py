@@ -9,11 +9,7 @@ from coursepack import notebooks
 
 def main() -> int:
     for path in notebooks.source_notebooks() + notebooks.demo_notebooks():
-        nb = notebooks.read(path)
-        had_outputs = any(c.cell_type == "code" and (c.outputs or c.execution_count) for c in nb.cells)
-        if had_outputs:
-            notebooks.write(nb, path)
-        if notebooks.sync_snippets(path) or had_outputs:
+        if notebooks.sync_snippets(path):
             print(f"synced {path.relative_to(notebooks.ROOT)}")
     readme = notebooks.ROOT / "README.md"
     text = readme.read_text()

@@ -49,25 +49,10 @@ def submit(course: Path, assignment: str, student: str, name: str, nb_or_text) -
     return path
 
 
-def answers(source_nb) -> dict[str, str]:
-    """The instructor's answer cells by grade_id (code and written)."""
-    return {notebooks.nbgrader(c)["grade_id"]: c.source for c in source_nb.cells
-            if notebooks.nbgrader(c).get("solution")}
-
-
-def filled(release_nb, given: dict[str, str]) -> nbformat.NotebookNode:
-    """The release notebook with some answer cells filled in, as a student would."""
-    nb = nbformat.from_dict(release_nb)
-    for cell in nb.cells:
-        if notebooks.nbgrader(cell).get("grade_id") in given:
-            cell.source = given[notebooks.nbgrader(cell)["grade_id"]]
-    return nb
-
-
 def mixed_answers(source_nb, student: str) -> dict[str, str]:
     """A deterministic mix: about two thirds of the code answers right, the rest left as the stub."""
     mix = {}
-    for grade_id, text in answers(source_nb).items():
+    for grade_id, text in notebooks.answers(source_nb).items():
         digest = hashlib.sha256(f"{student}/{grade_id}".encode()).digest()[0]
         mix[grade_id] = text if digest % 3 else STUB
     return mix
@@ -78,9 +63,10 @@ def generate_class(course: Path, assignment: str, students: int) -> list[str]:
     roster = [f"s{i:03d}" for i in range(students)]
     for path in sorted((course / "source" / assignment).glob("*.ipynb")):
         source_nb, release_nb = notebooks.read(path), release(course, assignment, path.stem)
+        reference = notebooks.answers(source_nb)
         for index, student in enumerate(roster):
-            given = answers(source_nb) if index == 0 else {} if index == 1 else mixed_answers(source_nb, student)
-            submit(course, assignment, student, path.stem, filled(release_nb, given))
+            given = reference if index == 0 else {} if index == 1 else mixed_answers(source_nb, student)
+            submit(course, assignment, student, path.stem, notebooks.filled(release_nb, given))
     return roster
 
 
