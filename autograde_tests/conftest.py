@@ -27,7 +27,7 @@ class _References:
         self.kernels = {}
 
     def get(self, stem):
-        from harness import ReferenceNotebook
+        from mutation import ReferenceNotebook
 
         if stem not in self.kernels:
             self.kernels[stem] = ReferenceNotebook(source_notebook(stem))

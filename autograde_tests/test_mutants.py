@@ -1,11 +1,11 @@
 """The hidden tests reject plausible wrong answers and accept correct alternatives.
 
 Each case in autograde_tests/cases/<notebook>.py is graded against the reference notebook's test
-cells (see harness.py); a Wrong case must lose exactly the points of its listed test cells.
+cells (see mutation.py); a Wrong case must lose exactly the points of its listed test cells.
 """
 import pytest
 from conftest import case_modules, source_notebook
-from harness import Right, Wrong, names_defined
+from mutation import Right, Wrong, names_defined
 
 from coursepack import notebooks
 

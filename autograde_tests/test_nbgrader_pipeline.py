@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 from conftest import case_modules
-from harness import Right, Wrong, names_defined
+from mutation import Right, Wrong, names_defined
 from nbgrader.api import Gradebook
 
 from coursepack import notebooks

@@ -3,7 +3,7 @@
 Each Wrong answer must lose exactly the points of the test cells in its `fails`; each Right
 answer must keep full marks. The case code runs after the notebook's own imports (math, torch, F).
 """
-from harness import Right, Wrong
+from mutation import Right, Wrong
 
 CASES = [
     # identity(n)

@@ -1,5 +1,5 @@
 """Wrong and right answers for 2_derivatives.ipynb: finite differences, activation derivatives, the chain rule."""
-from harness import Right, Wrong
+from mutation import Right, Wrong
 
 CASES = [
     # ---------------------------------------------------------------- forward_difference

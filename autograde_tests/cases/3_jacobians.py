@@ -1,5 +1,5 @@
-"""Wrong and right answers for source/practical1/3_jacobians.ipynb (see harness.py)."""
-from harness import Right, Wrong
+"""Wrong and right answers for source/practical1/3_jacobians.ipynb (see ../mutation.py)."""
+from mutation import Right, Wrong
 
 CASES = [
     # ---- grad_f: f = cos(x) + z^3 - x^2 y --------------------------------------------------

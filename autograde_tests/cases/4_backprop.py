@@ -1,5 +1,5 @@
 """Wrong and right answers for 4_backprop.ipynb: manual backprop, Listing 1 fixed, the Value engine."""
-from harness import Right, Wrong
+from mutation import Right, Wrong
 
 BOTH = {"test_Network", "test_train_network"}  # train_network builds its model with the student's Network
 

@@ -1,5 +1,5 @@
-"""Wrong and right answers for 5_training_loop.ipynb (see harness.py)."""
-from harness import Right, Wrong
+"""Wrong and right answers for 5_training_loop.ipynb (see ../mutation.py)."""
+from mutation import Right, Wrong
 
 NAMES = ["get_device", "sgd_step", "adam_step", "make_mlp", "make_convnet", "count_parameters",
          "train_one_epoch", "evaluate"]

@@ -1,4 +1,5 @@
 """Checks used by the test cells: each failure says what was expected and what came back."""
+import importlib
 import math
 
 import torch
@@ -50,3 +51,12 @@ def check_unchanged(function, *args, name=None):
             call = name or getattr(function, "__name__", "function")
             raise AssertionError(f"{call} modified its argument {position + 1}: it must return a new tensor")
     return result
+
+
+def student_module(name):
+    """The module `name` as the student's code sees it (a test patches it to pretend to be another machine).
+
+    Here that is the module itself; when the grader runs the tests outside the student's kernel, it is
+    the kernel's copy of the module.
+    """
+    return importlib.import_module(name)

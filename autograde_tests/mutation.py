@@ -11,11 +11,15 @@ from __future__ import annotations
 import ast
 import os
 import re
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
 
 from coursepack import notebooks
+from coursepack.grading.harness import NotebookTests, TestHarness, accept_one, listening, serve_command
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,20 @@ class Kernel:
             return None
         return f"{content.get('ename')}: {content.get('evalue')}"
 
+    def test(self, harness: TestHarness, grade_id: str, timeout: float = 120) -> str | None:
+        """Run test cell `grade_id` in the harness against this kernel: None if it passes, else why not."""
+        deadline = time.monotonic() + timeout
+        with tempfile.TemporaryDirectory(prefix="bridge-") as folder:
+            path = str(Path(folder) / "bridge.sock")
+            with listening(path) as server:
+                msg_id = self.client.execute(serve_command(path), silent=True, store_history=False)
+                verdict = harness.run_over(grade_id, lambda: accept_one(server, deadline), deadline)
+            while True:  # the kernel's serve cell ends when the harness closes the session
+                reply = self.client.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+        return None if verdict.passed else f"{verdict.error}: {verdict.message}"
+
     def close(self):
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
@@ -73,15 +91,18 @@ class ReferenceNotebook:
         self.answer_names = notebooks.defined_names(self.nb)
         self.tests = {notebooks.nbgrader(c)["grade_id"]: c for c in self.nb.cells if notebooks.is_test(c)}
         self.points = {gid: notebooks.nbgrader(c)["points"] for gid, c in self.tests.items()}
+        self.harness = TestHarness(NotebookTests.from_notebook(self.nb))
         self.kernel = Kernel(path.parent)
         self.reference = {}
         for cell in self.nb.cells:
             if cell.cell_type != "code":
                 continue
-            error = self.kernel.run(cell.source, timeout)
             if notebooks.is_test(cell):
-                self.reference[notebooks.nbgrader(cell)["grade_id"]] = error
-            elif error:
+                grade_id = notebooks.nbgrader(cell)["grade_id"]
+                self.reference[grade_id] = self.kernel.test(self.harness, grade_id, timeout)
+                continue
+            error = self.kernel.run(cell.source, timeout)
+            if error:
                 raise RuntimeError(f"{path.name}: reference cell failed: {error}\n{cell.source}")
 
     def grade(self, code: str, timeout: float = 60) -> dict[str, str | None]:
@@ -105,7 +126,7 @@ class ReferenceNotebook:
             grade_id = notebooks.nbgrader(cell)["grade_id"]
             if notebooks.is_test(cell):
                 if grade_id in affected:
-                    results[grade_id] = self.kernel.run(cell.source, timeout)
+                    results[grade_id] = self.kernel.test(self.harness, grade_id, timeout)
                 continue
             self._run_or_fail(cell.source, timeout)
             if slot:
