@@ -64,11 +64,11 @@ lab: $(VENV_READY) ## JupyterLab on the course, with nbgrader's Assignments and 
 
 # WORKERS=N parallel graders (default: cores); STUDENT=glob grades only matching students.
 autograde: $(VENV_READY) ## autograde submitted/*/$(ASSIGNMENT) in parallel, each kernel sandboxed, into the gradebook
-	$(PY) -m coursepack.grading.autograde $(ASSIGNMENT) $(if $(WORKERS),--workers $(WORKERS)) \
-	  $(if $(STUDENT),--student '$(STUDENT)')
+	$(PY) -m coursepack.grading autograde $(ASSIGNMENT) $(if $(WORKERS),--workers=$(WORKERS)) \
+	  $(if $(STUDENT),--student='$(STUDENT)')
 
 feedback: $(VENV_READY) ## feedback HTML for every autograded submission, under feedback/, without hidden test code
-	$(PY) -m coursepack.grading.feedback $(ASSIGNMENT)
+	$(PY) -m coursepack.grading feedback $(ASSIGNMENT)
 
 grades: $(VENV_READY) ## export the gradebook to grades.csv
 	$(NBGRADER) export --to grades.csv

@@ -1,39 +1,40 @@
-"""Feedback shows each test's result and message, never the hidden test code (coursepack.grading.feedback).
+"""Feedback shows each test's result and message, never the hidden test code nor a submission's HTML.
 
-Uses the graded hostile class of test_grading_adversarial.py. Stock `nbgrader generate_feedback`
-is run first for one student to show what is at stake: its HTML quotes the hidden tests.
+Uses the graded hostile class (conftest.py). Stock `nbgrader generate_feedback` is run first for one
+student to show what is at stake: its HTML quotes the hidden tests.
 """
 import html
 import re
 
-from test_grading_adversarial import ASSIGNMENT, hostile_class, listener  # noqa: F401 - session fixtures
+from hostile import ASSIGNMENT, SECRETS
 
 from coursepack import notebooks
 from coursepack.grading import classroom, feedback
 from coursepack.nbgrader_cli import nbgrader
 
-HIDDEN_LINES = ("SECRET_DOUBLE", "SECRET_SQUARE", "SECRET_TOTAL", "np.arange(4.0) ** 2", "10**6 * (10**6 - 1)")
+HIDDEN_LINES = (*SECRETS, "np.arange(4.0) ** 2", "10**6 * (10**6 - 1)")
 
 
-def _page(course, student):
+def _page(course, student, raw=False):
     text = (course / "feedback" / student / ASSIGNMENT / "tiny.html").read_text()
-    return html.unescape(re.sub(r"<[^>]+>", "", text))  # code is highlighted token by token
+    return text if raw else html.unescape(re.sub(r"<[^>]+>", "", text))  # code is highlighted token by token
 
 
-def test_feedback_hides_hidden_tests_but_keeps_results(hostile_class):  # noqa: F811
+def test_feedback_hides_hidden_tests_but_keeps_results(hostile_class):
     course, expected, *_ = hostile_class
     nbgrader("generate_feedback", ASSIGNMENT, "--student", "hidden_fail", "--force", course=course,
              env=classroom.env(course))
-    stock = _page(course, "hidden_fail")
-    assert "SECRET_DOUBLE" in stock, "stock nbgrader no longer leaks hidden tests: revisit this module"
+    assert "SECRET_DOUBLE" in _page(course, "hidden_fail"), "stock nbgrader no longer leaks hidden tests"
 
-    assert feedback.main([ASSIGNMENT, "--course", str(course)]) == 0
+    count = feedback.generate(course, ASSIGNMENT)
     graded = {p.parent.parent.name for p in (course / "feedback").glob(f"*/{ASSIGNMENT}/tiny.html")}
+    assert count == len(graded)
     assert graded == {s for s in expected if (course / "autograded" / s / ASSIGNMENT / "tiny.ipynb").exists()}
     for student in graded:
-        page = _page(course, student)
-        leaked = [line for line in HIDDEN_LINES if line in page]
+        leaked = [line for line in HIDDEN_LINES if line in _page(course, student)]
         assert not leaked, f"{student}: feedback shows hidden test code {leaked}"
+        raw = _page(course, student, raw=True)  # (the student's source may show them, escaped)
+        assert "<script>alert(" not in raw and "<img src=x onerror" not in raw, student
     page = _page(course, "hidden_fail")
     # the failing hidden check's own message, the visible test and the score stay
     assert "double(arange(5)): expected" in page

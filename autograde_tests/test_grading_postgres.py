@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hostile import ASSIGNMENT, scores, subset
 from nbgrader.api import Gradebook
-from test_grading_adversarial import ASSIGNMENT, hostile_class, listener  # noqa: F401 - session fixtures
-from test_grading_parallel import scores, subset
 
-from coursepack.grading import autograde, classroom
+from coursepack.grading import classroom
+from coursepack.grading.api import grade_class
 from coursepack.nbgrader_cli import nbgrader
 
 STUDENTS = ["honest", "hidden_fail"]
@@ -84,28 +84,13 @@ def postgres_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_parallel_grading_into_postgresql(hostile_class, postgres_url, tmp_path):  # noqa: F811
+def test_parallel_grading_into_postgresql(hostile_class, postgres_url, tmp_path):
     course, *_ = hostile_class
     copy = subset(course, STUDENTS, tmp_path / "course")
-    env = classroom.env(copy, COURSEPACK_DB=postgres_url)
-    nbgrader("generate_assignment", ASSIGNMENT, "--force", course=copy, env=env)
-
-    def grade():
-        previous = os.environ.copy()
-        os.environ.update(env)
-        try:
-            return autograde.main([ASSIGNMENT, "--course", str(copy), "--workers", "2", "--quiet"])
-        finally:
-            os.environ.clear()
-            os.environ.update(previous)
-
-    assert grade() == 0
-
-    def in_postgres():
-        with Gradebook(postgres_url, "comp3547") as gradebook:
-            return {s: {g.name: g.auto_score for g in gradebook.find_submission_notebook("tiny", ASSIGNMENT, s).grades}
-                    for s in STUDENTS}
-
-    assert in_postgres() == scores(course, STUDENTS)
+    nbgrader("generate_assignment", ASSIGNMENT, "--force", course=copy,
+             env=classroom.env(copy, COURSEPACK_DB=postgres_url))
+    result = grade_class(copy, ASSIGNMENT, workers=2, db_url=postgres_url, quiet=True)
+    assert result.exit_code == 0, result.summary()
+    assert scores(copy, STUDENTS, postgres_url) == scores(course, STUDENTS)
     with Gradebook(f"sqlite:///{copy / 'gradebook.db'}", "comp3547") as sqlite:  # the copy's own: untouched
         assert not sqlite.find_assignment(ASSIGNMENT).submissions

@@ -5,9 +5,9 @@
 
 A class is generated from the course's own notebooks (s000 the instructor's answers, s001 the blank
 release, the others a deterministic mix of right answers and stubs), copied twice, and graded by
-stock nbgrader (one process, all students) and by coursepack.grading.autograde, each as a fresh
-process so start-up counts for both. Prints wall time, per-notebook cost and the
-speed-up, and checks that every cell's score is identical. Timings on a shared machine are noisy:
+stock nbgrader (one process, all students) and by `make autograde` (python -m coursepack.grading
+autograde), each as a fresh process so start-up counts for both. Prints wall time, per-notebook cost
+and the speed-up, and checks that every cell's score is identical. Timings on a shared machine are noisy:
 the load average before and after is printed with them.
 """
 from __future__ import annotations
@@ -67,9 +67,9 @@ def main(argv=None) -> int:
         stock = timed([sys.executable, "-m", "nbgrader", "autograde", args.assignment,
                        "--ExecutePreprocessor.iopub_timeout=30"], stock_course)
         print(f"stock nbgrader autograde done in {stock[0]:.1f} s", flush=True)
-        ours = timed([sys.executable, "-m", "coursepack.grading.autograde", args.assignment, "--quiet",
-                      "--workers", str(args.workers)], ours_course)
-        print(f"coursepack.grading.autograde done in {ours[0]:.1f} s", flush=True)
+        ours = timed([sys.executable, "-m", "coursepack.grading", "autograde", args.assignment, "--quiet",
+                      f"--workers={args.workers}"], ours_course)
+        print(f"make autograde done in {ours[0]:.1f} s", flush=True)
         if stock[1].returncode != 0:
             print(stock[1].stderr[-3000:], file=sys.stderr)
         if ours[1].returncode not in (0, 1):

@@ -1,56 +1,30 @@
-"""nbgrader's Autograde converter with the course's safeguards plugged into its preprocessor lists.
+"""nbgrader's Autograde converter with the course's steps in its preprocessor lists.
 
-    sanitize:  ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata  (nbgrader's)
-    autograde: ScanForTampering, SandboxedExecute (for Execute), IgnorePattern, ClearMetadataPreprocessor,
-               LimitOutput, HoldForReview, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata
+    sanitize:  ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCellsSafely, CheckCellMetadata
+    autograde: SandboxedExecute (for Execute), IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+               SanitizeSubmission, SaveVerdicts (for SaveAutoGrades), AssignLatePenalties, CheckCellMetadata
 
-Everything else (restoring test cells, saving grades, late penalties) is nbgrader's own code.
+Everything else (restoring test cells from the gradebook, comments, late penalties, writing the
+autograded notebook) is nbgrader's own code.
 """
 from __future__ import annotations
 
-import ast
 import os
 
-import nbformat
-from nbformat.v4 import new_output
-from nbgrader import utils
 from nbgrader.api import MissingEntry
 from nbgrader.converters import Autograde
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells, SaveAutoGrades
+from nbgrader.preprocessors import Execute, OverwriteCells, SaveAutoGrades
 from traitlets import List, default
 
-from coursepack.grading import tamper
 from coursepack.grading.execute import SandboxedExecute, coursepack_resources
+from coursepack.grading.problems import Kind, Problem
+from coursepack.grading.sanitize import SanitizeSubmission
+from coursepack.grading.verdicts import SaveVerdicts
 
 
 def source_notebook_path(coursedir, assignment: str, notebook: str) -> str:
+    """The instructor's notebook in source/: where the harness takes a notebook's tests from."""
     return os.path.join(coursedir.format_path(coursedir.source_directory, ".", assignment), f"{notebook}.ipynb")
-
-
-class ScanForTampering(NbGraderPreprocessor):
-    """Static half of tamper.py: scan the student's code against the source notebook's policy."""
-
-    _policies: dict = {}
-
-    def preprocess(self, nb, resources):
-        path = resources["coursepack_source"]
-        mtime = os.path.getmtime(path)
-        if self._policies.get(path, (None,))[0] != mtime:
-            self._policies[path] = (mtime, tamper.Policy(nbformat.read(path, as_version=4)))
-        policy = self._policies[path][1]
-        report = coursepack_resources(resources)
-        report["tampering"] += policy.scan(nb)
-        resources["coursepack_modules"] = sorted({"math", *(m for m in policy.modules.values())})
-        helper_cells = {}
-        for cell in nb.cells:
-            if cell.cell_type == "code" and utils.is_locked(cell) and not utils.is_grade(cell):
-                try:
-                    names = [n for n, _ in tamper.module_level_bindings(ast.parse(cell.source))]
-                except SyntaxError:
-                    continue
-                helper_cells[cell.metadata.nbgrader.grade_id] = [n for n in names if n in policy.helpers]
-        resources["coursepack_helper_cells"] = {k: v for k, v in helper_cells.items() if v}
-        return nb, resources
 
 
 class OverwriteCellsSafely(OverwriteCells):
@@ -71,38 +45,18 @@ class OverwriteCellsSafely(OverwriteCells):
                 self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id)
             except MissingEntry:
                 del cell.metadata["nbgrader"]
-                coursepack_resources(resources)["problems"].append(
-                    f"cell {cell_index + 1}: nbgrader metadata with unknown id {grade_id!r} removed")
+                coursepack_resources(resources)["problems"].append(Problem(
+                    Kind.CELL_METADATA, f"nbgrader metadata with unknown id {grade_id!r} removed", str(cell_index + 1)))
                 return cell, resources
         return super().preprocess_cell(cell, resources, cell_index)
 
 
-class HoldForReview(NbGraderPreprocessor):
-    """A notebook with tampering findings scores 0 on every test cell, each saying why; the would-be score is kept."""
-
-    def preprocess(self, nb, resources):
-        report = coursepack_resources(resources)
-        if not report["tampering"]:
-            return nb, resources
-        reason = "held for review: " + "; ".join(report["tampering"][:3])
-        would = 0.0
-        for cell in nb.cells:
-            if utils.is_grade(cell) and cell.cell_type == "code":
-                score, _ = utils.determine_grade(cell, self.log)
-                would += score or 0
-                cell.outputs.append(new_output("error", ename="HeldForReview", evalue=reason,
-                                               traceback=[f"HeldForReview: {reason}"]))
-        report["held"] = True
-        report["would_score"] = would
-        return nb, resources
-
-
-def _replace(preprocessors, old, new):
-    return [new if p is old else p for p in preprocessors]
+def _replace(steps, old, new):
+    return [new if step is old else step for step in steps]
 
 
 class SafeAutograde(Autograde):
-    """Autograde with the sandboxed executor, the tamper scan and hold-for-review in its preprocessor list."""
+    """Autograde with the sandboxed executor, the harness's verdicts and sanitised outputs."""
 
     autograde_preprocessors = List().tag(config=True)
     sanitize_preprocessors = List().tag(config=True)
@@ -115,13 +69,14 @@ class SafeAutograde(Autograde):
     @default("autograde_preprocessors")
     def _autograde_preprocessors_default(self):
         steps = _replace(Autograde.class_traits()["autograde_preprocessors"].default(), Execute, SandboxedExecute)
-        steps.insert(0, ScanForTampering)
-        steps.insert(steps.index(SaveAutoGrades), HoldForReview)
+        steps = _replace(steps, SaveAutoGrades, SaveVerdicts)
+        steps.insert(steps.index(SaveVerdicts), SanitizeSubmission)
         return steps
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.reports, self._sanitize_notes = {}, {}
+        self.reports: dict[tuple[str, str], dict] = {}
+        self._sanitize_notes: dict[tuple[str, str], list[Problem]] = {}
 
     def init_single_notebook_resources(self, notebook_filename):
         resources = super().init_single_notebook_resources(notebook_filename)
@@ -133,7 +88,7 @@ class SafeAutograde(Autograde):
         info = resources["nbgrader"]
         key = info["student"], info["notebook"]
         report = coursepack_resources(resources)
-        if self._sanitizing:
+        if self._sanitizing:  # the first of nbgrader's two passes: keep its notes for the second
             self._sanitize_notes[key] = list(report["problems"])
         else:
             report["problems"][:0] = self._sanitize_notes.pop(key, [])

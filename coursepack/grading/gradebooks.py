@@ -17,6 +17,8 @@ from nbgrader.api import Base, Gradebook, MissingEntry
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
+from coursepack.grading.problems import NotebookResult, Status
+
 # What the course defines (copied into every worker's gradebook); the rest are submissions.
 DEFINITIONS = ("course", "assignment", "notebook", "base_cell", "source_cell", "grade_cells", "solution_cells",
                "task_cells")
@@ -66,14 +68,21 @@ def zero(gradebook: Gradebook, assignment: str, student: str, notebook: str) -> 
     gradebook.db.commit()
 
 
-def merge(worker_url: str, main_url: str, assignment: str, course_id: str, results) -> None:
-    """Copy the graded notebooks of `results` (NotebookResult-like dicts) from a worker's gradebook into the main one.
+def code_score(gradebook: Gradebook, assignment: str, student: str, notebook: str) -> tuple[float, float]:
+    """(autograded score, maximum) of a notebook's test cells."""
+    submission = gradebook.find_submission_notebook(notebook, assignment, student)
+    grades = [g for g in submission.grades if g.cell_type == "code"]
+    return sum(g.auto_score or 0 for g in grades), sum(g.max_score for g in grades)
 
-    A notebook held for review is flagged and every grade is marked as needing a manual grade.
+
+def merge(worker_url: str, main_url: str, assignment: str, course_id: str, results: list[NotebookResult]) -> None:
+    """Copy the graded notebooks of `results` from a worker's gradebook into the main one.
+
+    A notebook whose grading failed (some marks may be missing) is flagged for the instructor.
     """
     with Gradebook(worker_url, course_id) as src, Gradebook(main_url, course_id) as dst:
         for result in results:
-            student, notebook = result["student"], result["notebook"]
+            student, notebook = result.student, result.notebook
             try:
                 submitted = src.find_submission(assignment, student)
                 graded = src.find_submission_notebook(notebook, assignment, student)
@@ -85,16 +94,29 @@ def merge(worker_url: str, main_url: str, assignment: str, course_id: str, resul
                                          email=record.email, lms_user_id=record.lms_user_id)
             dst.update_or_create_submission(assignment, student, timestamp=submitted.timestamp)
             target = dst.find_submission_notebook(notebook, assignment, student)
-            held = result["status"] == "held"
             grades = {g.name: g for g in graded.grades}
             for grade in target.grades:
                 source = grades.get(grade.name)
                 grade.auto_score = source.auto_score if source is not None else 0
-                grade.needs_manual_grade = held or grade.manual_score is not None or grade.auto_score is None
+                grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
             comments = {c.name: c for c in graded.comments}
             for comment in target.comments:
                 if comment.name in comments:
                     comment.auto_comment = comments[comment.name].auto_comment
             target.late_submission_penalty = graded.late_submission_penalty
-            target.flagged = held
+            target.flagged = result.status is Status.FAILED
             dst.db.commit()
+
+
+def merge_results(results: list[NotebookResult], target_url: str, assignment: str, course_id: str) -> None:
+    """Merge each notebook from the gradebook that graded it into `target_url`; zeros where none did."""
+    by_gradebook: dict[str, list[NotebookResult]] = {}
+    for result in results:
+        by_gradebook.setdefault(result.gradebook, []).append(result)
+    for url, rows in sorted(by_gradebook.items()):
+        if url:
+            merge(url, target_url, assignment, course_id, rows)
+        else:
+            with Gradebook(target_url, course_id) as gradebook:
+                for row in rows:
+                    zero(gradebook, assignment, row.student, row.notebook)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from traitlets import Float, Integer
+from traitlets.config import Configurable
 
 from coursepack import notebooks
 from coursepack.grading.bridge import (
@@ -42,6 +44,18 @@ from coursepack.grading.bridge import (
     HarnessPolicy,
     RemoteError,
 )
+
+
+class HarnessSettings(Configurable):
+    """The test harness's limits (configurable as `c.HarnessSettings.<name>` in nbgrader_config.py)."""
+
+    memory_limit = Integer(8 * 2**30, help="address space of the harness process (RLIMIT_AS), bytes; 0: none"
+                           ).tag(config=True)
+    max_message_bytes = Integer(256 * 2**20, help="largest message a student's kernel may send it, bytes"
+                                ).tag(config=True)
+    grace = Float(15.0, help="seconds the kernel and the harness get beyond a test's own time limit to finish "
+                             "the session").tag(config=True)
+
 
 SERVE = "__import__('coursepack.grading.bridge', fromlist=['serve_kernel']).serve_kernel({path!r})"
 
@@ -267,20 +281,27 @@ def _child(source_path: str, max_message_bytes: int, memory_limit: int, conn) ->
 
 
 class HarnessProcess:
-    """A TestHarness in a child process, for one notebook: `start_cell`, then `verdict`."""
+    """A TestHarness in a child process, for one notebook: `wait_ready`, then `start_cell` and `verdict`.
 
-    def __init__(self, source_path, max_message_bytes: int = 256 * 2**20, memory_limit: int = 0,
-                 start_timeout: float = 120):
+    It starts at once (building its prelude while the kernel starts); `wait_ready` is called before
+    the notebook's clock starts, so the harness's start-up is never a student's time.
+    """
+
+    def __init__(self, source_path, max_message_bytes: int = 256 * 2**20, memory_limit: int = 0):
         context = mp.get_context("fork")
         self._conn, child_conn = context.Pipe()
         self.process = context.Process(target=_child, daemon=True, name="grading-harness",
                                        args=(str(source_path), max_message_bytes, memory_limit, child_conn))
         self.process.start()
         child_conn.close()
-        self.broken = ""
-        kind, detail = self._receive(start_timeout) or ("broken", "the harness did not start")
-        if kind != "ready":
-            self.broken = str(detail)
+        self.broken: str | None = None  # None until ready or broken; "" when ready
+
+    def wait_ready(self, timeout: float = 300) -> str:
+        """"" once the harness is ready, else why it is not."""
+        if self.broken is None:
+            kind, detail = self._receive(timeout) or ("broken", "the harness did not start")
+            self.broken = "" if kind == "ready" else str(detail)
+        return self.broken
 
     def _receive(self, timeout: float):
         if self._conn.poll(max(0.0, timeout)):
@@ -292,7 +313,7 @@ class HarnessProcess:
 
     def start_cell(self, grade_id: str, path: str, seconds: float) -> bool:
         """Ask for test `grade_id` over a socket at `path`; True once the harness listens there."""
-        if self.broken or not self.process.is_alive():
+        if self.wait_ready() or not self.process.is_alive():
             return False
         self._conn.send(("run", grade_id, path, seconds))
         reply = self._receive(30)
