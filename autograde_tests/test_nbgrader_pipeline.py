@@ -1,11 +1,14 @@
-"""The real nbgrader pipeline, end to end, in a temporary copy of the course.
+"""The whole pipeline on the real practical, end to end, in a temporary copy of the course.
 
-generate_assignment -> submissions -> autograde -> generate_feedback -> export, then the gradebook
-and the files are checked: the instructor's answers get full marks, the blank release gets zero,
-a submission mixing known-wrong answers and correct alternatives loses exactly the wrong answers'
-points, feedback HTML exists for everyone and the grades CSV has one row per student.
+nbgrader generate_assignment -> submissions -> make autograde (api.grade_class: sandboxed kernels,
+tests in the harness) -> make feedback -> nbgrader export, then the gradebook and the files are
+checked: the instructor's answers get full marks, the blank release gets zero, a submission mixing
+known-wrong answers and correct alternatives loses exactly the wrong answers' points, feedback HTML
+exists for everyone and shows no line of a hidden test, and the grades CSV has one row per student.
 """
 import csv
+import html
+import re
 import shutil
 
 import pytest
@@ -13,7 +16,9 @@ from conftest import case_modules
 from mutation import Right, Wrong, names_defined
 from nbgrader.api import Gradebook
 
-from coursepack import notebooks
+from coursepack import notebooks, release
+from coursepack.grading import feedback
+from coursepack.grading.api import grade_class
 from coursepack.nbgrader_cli import jupyter_env, nbgrader
 
 ASSIGNMENT = "practical1"
@@ -61,8 +66,9 @@ def graded_course(tmp_path_factory):
             notebooks.write(notebooks.filled(release_nb, answers), folder / source_path.name)
             expected_failures[student, stem] = failing
 
-    nbgrader("autograde", ASSIGNMENT, course=course, env=env)
-    nbgrader("generate_feedback", ASSIGNMENT, course=course, env=env)
+    result = grade_class(course, ASSIGNMENT, workers=2, quiet=True)
+    assert result.exit_code == 0, result.summary()
+    feedback.generate(course, ASSIGNMENT)
     nbgrader("export", "--to", str(course / "grades.csv"), course=course, env=env)
     return course, expected_failures
 
@@ -91,11 +97,23 @@ def test_reference_and_blank_totals(graded_course):
             assert blank.code_score == 0, f"{stem}: the blank release earned {blank.code_score} points"
 
 
-def test_feedback_html_for_every_submission(graded_course):
+def test_feedback_for_every_submission_without_hidden_tests(graded_course):
     course, expected_failures = graded_course
     for student, stem in expected_failures:
-        html = course / "feedback" / student / ASSIGNMENT / f"{stem}.html"
-        assert html.exists() and html.stat().st_size > 0, f"no feedback at {html}"
+        page = course / "feedback" / student / ASSIGNMENT / f"{stem}.html"
+        assert page.exists() and page.stat().st_size > 0, f"no feedback at {page}"
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))  # code is highlighted token by token
+        leaked = hidden_lines(stem) & {line.strip() for line in text.splitlines()}
+        assert not leaked, f"{student}/{stem}: feedback shows hidden test lines {sorted(leaked)[:3]}"
+
+
+def hidden_lines(stem: str) -> set[str]:
+    """Distinctive lines of a notebook's hidden tests (not also in its visible text)."""
+    nb = notebooks.read(SOURCE / f"{stem}.ipynb")
+    hidden = {line.strip() for cell in nb.cells for block in notebooks.HIDDEN_TESTS.findall(cell.source)
+              for line in block.splitlines()}
+    public = {line.strip() for cell in nb.cells for line in notebooks.HIDDEN_TESTS.sub("", cell.source).splitlines()}
+    return {line for line in hidden - public if len(line) >= release.MIN_LEAK_LENGTH}
 
 
 def test_grades_csv_has_a_row_per_student(graded_course):
