@@ -36,6 +36,17 @@ def test_every_answer_is_tested_visibly_and_hidden(path):
     assert not untested, f"names without both a visible and a hidden test: {untested}"
 
 
+@pytest.mark.parametrize("path", SOURCES, ids=rel)
+def test_every_test_cell_is_self_contained(path):
+    """The harness gives a test cell only the notebook's imports and helpers and the student's names."""
+    from coursepack.grading.harness import NotebookTests, TestHarness
+
+    tests = NotebookTests.from_path(path)
+    prelude = set(TestHarness(tests).prelude)
+    outside = {gid: sorted(names) for gid in tests.tests if (names := tests.outside_names(gid, prelude))}
+    assert not outside, f"test cells reading notebook variables the harness does not have: {outside}"
+
+
 def test_release_in_sync_and_leak_free():
     assert release.check(notebooks.ROOT) == []
 

@@ -38,11 +38,14 @@ def get_device():
     mps = torch.backends.mps.is_built() and torch.backends.mps.is_available()
     return torch.device("cuda:0" if torch.cuda.is_available() else "mps" if mps else "cpu")
 """),
+    # current_accelerator() names the build's accelerator (cuda on a CUDA build without a GPU): ask
+    # is_available() first.
     Right("torch.accelerator", code="""
 def get_device():
-    accelerator = torch.accelerator.current_accelerator()
-    if accelerator is not None and accelerator.type in ("cuda", "mps"):
-        return torch.device(accelerator.type)
+    if torch.accelerator.is_available():
+        accelerator = torch.accelerator.current_accelerator()
+        if accelerator.type in ("cuda", "mps"):
+            return torch.device(accelerator.type)
     return torch.device("cpu")
 """),
     # sgd_step

@@ -442,10 +442,6 @@ def type_name(obj) -> str:
     return type(obj).__name__
 
 
-def is_remote(obj) -> bool:
-    return type(obj) is Remote
-
-
 # ------------------------------------------------------------------------------------------------
 # autograd across the boundary
 

@@ -335,6 +335,3 @@ class HarnessProcess:
             self.process.join()
         self._conn.close()
 
-
-def source_tests(course: Path, source_directory: str, assignment: str, notebook: str) -> Path:
-    return course / source_directory / assignment / f"{notebook}.ipynb"
