@@ -23,6 +23,7 @@ SUITE_MARKERS = {
     "test_grading_feedback": ["grading"],
     "test_grading_parallel": ["grading"],
     "test_grading_sandbox": ["grading"],
+    "test_sandbox_isolation": ["grading"],
     "test_grading_postgres": ["grading", "postgres"],
     "test_exchange": ["exchange", "root"],
     "test_lab_server": ["lab"],

@@ -1,51 +1,165 @@
-"""The sandbox without bubblewrap: weaker isolation is reported, and the uid and limits still hold."""
+"""The sandbox states what it guarantees, and grades an honest notebook alike at every level it offers.
+
+Kernels are started as the grader starts them (SandboxKernelManager, as nbclient uses it) and
+run real code; `running` is shared with test_sandbox_isolation.py, which attacks them.
+"""
 import asyncio
+import contextlib
+import errno
+import json
 import os
+import shutil
 
-from coursepack.grading.sandbox import Sandbox, SandboxKernelManager, claim_uid, isolation, wrap
+import pytest
+
+from coursepack.grading import cgroups
+from coursepack.grading.sandbox import MiB, Sandbox, SandboxKernelManager, isolation
+
+ROOT = os.geteuid() == 0
+needs_bwrap = pytest.mark.skipif(not shutil.which("bwrap"), reason="needs bwrap (apt-get install bubblewrap)")
+LEVELS = {"bubblewrap", "root", "user-namespaces", "limits-only"}
+SMALL = ["IPython", "ipykernel.kernelapp"]  # a zygote that imports no torch: starts in a second
+
+# What an honest student does: plots, torch, a progress bar, a file handed in next to the notebook.
+HONEST = """
+import os, matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt, torch
+from tqdm import tqdm
+total = sum(i for i in tqdm(range(5)))
+fig, ax = plt.subplots()
+ax.plot([1, 2, 3])
+fig.savefig("plot.png")
+print(open("data.csv").read().strip(), total, os.path.getsize("plot.png") > 1000)
+print(torch.arange(6.0).reshape(2, 3).sum(0), torch.get_num_threads() >= 1)
+"""
+HONEST_OUTPUT = "a,b\n1,2 10 True\ntensor([3., 5., 7.]) True\n"
 
 
-def test_weaker_isolation_is_reported_and_still_limits():
-    weaker = isolation(False)
-    assert weaker.weaker and weaker.detail.startswith("WEAKER ISOLATION")
-    command = wrap(["python", "-m", "ipykernel_launcher"], "/tmp/job", Sandbox(use_bwrap=False), 61000)
-    assert command[:2] == ["env", "-i"] and "prlimit" in command
-    assert not any("SECRET" in part or "COURSEPACK_DB" in part for part in command)
-    assert ("--reuid=61000" in command) == (weaker.level == "unprivileged")
+@contextlib.contextmanager
+def running(sandbox: Sandbox, cwd=None):
+    """A sandboxed kernel, started and shut down as the grader does: yields (manager, run), run(code) -> stdout."""
+    loop = asyncio.new_event_loop()
+    manager = SandboxKernelManager(kernel_name="python3", sandbox=sandbox)
+    loop.run_until_complete(manager.start_kernel(cwd=None if cwd is None else str(cwd)))
+    client = manager.blocking_client()
+    client.start_channels()
+
+    def run(code: str, timeout: float = 60, wait: bool = True) -> str:
+        if not wait:  # for code that ends its kernel: there will be no reply
+            client.execute(code)
+            return ""
+        seen = []
+
+        def keep(message):
+            content = message["content"]
+            if message["msg_type"] == "stream" and content["name"] == "stdout":
+                seen.append(content["text"])
+            elif message["msg_type"] == "error":
+                seen.append(f"{content['ename']}: {content['evalue']}\n")
+        client.execute_interactive(code, timeout=timeout, output_hook=keep)
+        return "".join(seen)
+
+    try:
+        client.wait_for_ready(timeout=60)
+        yield manager, run
+    finally:
+        client.stop_channels()
+        loop.run_until_complete(manager.shutdown_kernel(now=True))
+        loop.close()
 
 
-def test_kernel_without_bubblewrap_is_limited_as_reported(tmp_path, monkeypatch):
-    secret = tmp_path / "gradebook.db"
-    secret.write_text("hidden")
-    os.chmod(tmp_path, 0o700)
+def alive(manager) -> bool:
+    return asyncio.run(manager.is_alive())
+
+
+def handed_in(folder):
+    """A submission's folder: the notebook (never copied into the sandbox) and a data file beside it."""
+    folder.mkdir(exist_ok=True)
+    (folder / "data.csv").write_text("a,b\n1,2\n")
+    (folder / "answers.ipynb").write_text("{}")
+    return folder
+
+
+def test_isolation_is_a_statement_of_guarantees():
+    stated = isolation()
+    assert stated.level in LEVELS and stated.weaker == (stated.level != "bubblewrap")
+    assert stated.holds and all(line.endswith(": yes") for line in stated.holds)
+    assert all(": no (" in line for line in stated.lacks)
+    assert len(stated.holds) + len(stated.lacks) == len(stated.guarantees)
+    assert str(stated).startswith(f"isolation: {stated.level}\n")
+    assert (stated.detail.startswith("WEAKER ISOLATION")) == stated.weaker
+    without = isolation(False)
+    assert without.level == ("root" if ROOT else "limits-only") and not without.bwrap
+    assert "system read-only, course and other users' files out of sight: no (bubblewrap disabled" in without.detail
+    uid = next(g for g in without.guarantees if g.name.startswith("distinct uid"))
+    assert uid.holds == ROOT
+    memory = next(g for g in stated.guarantees if g.name.startswith("memory bounded per notebook"))
+    assert memory.holds == (cgroups.unavailable() is None)
+    if not memory.holds:
+        assert "RLIMIT_AS per process" in memory.otherwise
+
+
+@pytest.mark.parametrize("traits", [{}, {"use_bwrap": False}, {"use_zygote": False}],
+                         ids=["default", "no-bwrap", "no-zygote"])
+def test_an_honest_notebook_runs_alike_at_every_level(tmp_path, traits):
+    with running(Sandbox(**traits), handed_in(tmp_path)) as (_, run):
+        assert run(HONEST) == HONEST_OUTPUT
+
+
+def test_the_kernel_gets_its_limits_its_files_and_no_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSEPACK_DB", "postgresql://grader:SECRET@db/gradebook")
-    uid = claim_uid(Sandbox())
+    sandbox = Sandbox(preload=SMALL)
+    stated = isolation()
+    with running(sandbox, handed_in(tmp_path)) as (manager, run):
+        out = run("import os, resource, json\n"
+                  "s = os.statvfs('.')\n"
+                  "print(json.dumps([os.getuid(), os.getcwd(), sorted(os.listdir('.')), 'COURSEPACK_DB' in os.environ,"
+                  " resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_NPROC)[0],"
+                  " s.f_blocks * s.f_frsize, len([p for p in os.listdir('/proc') if p.isdigit()])]))")
+        uid, cwd, files, leaked, memory, tasks, size, processes = json.loads(out)
+        assert cwd == manager.jobdir and os.path.dirname(cwd) == manager.bridge_dir
+        assert "data.csv" in files and "answers.ipynb" not in files
+        assert not leaked and memory == sandbox.memory_limit
+        if stated.namespaces:  # its own PID namespace, and a job folder of its own size that only it sees
+            assert processes == 1 and size == sandbox.job_size and tasks == sandbox.max_processes
+            assert not os.listdir(manager.jobdir)
+        if ROOT:
+            assert uid == manager.kernel_uid and uid >= sandbox.uid
+        bridge = manager.bridge_dir
+    assert not os.path.exists(bridge) and manager.bridge_dir == ""
 
-    async def run():
-        manager = SandboxKernelManager(kernel_name="python3", sandbox=Sandbox(use_bwrap=False, uid=uid))
-        await manager.start_kernel(cwd=str(tmp_path))
-        client = manager.client()
-        client.start_channels()
-        try:
-            await client.wait_for_ready(timeout=60)
-            seen = []
-            code = ("import os, resource\n"
-                    f"try:\n    open({str(secret)!r}).read()\n    print('LEAK')\n"
-                    "except OSError:\n    print('blocked')\n"
-                    "print(os.getuid(), resource.getrlimit(resource.RLIMIT_AS)[0], 'COURSEPACK_DB' in os.environ)")
-            await client.execute_interactive(code, timeout=60, output_hook=lambda m: seen.append(
-                m["content"].get("text", "")))
-            return "".join(seen)
-        finally:
-            client.stop_channels()
-            await manager.shutdown_kernel(now=True)
-            await manager.cleanup_resources()
 
-    out = asyncio.run(run())
-    level = isolation(False).level
-    seen_uid, memory, leaked_env = out.split()[-3:]
-    assert int(memory) == Sandbox().memory_limit and leaked_env == "False", out
-    if level == "unprivileged":  # another uid: the course's private files are out of reach
-        assert seen_uid == str(uid) and "blocked" in out and "LEAK" not in out, out
-    else:  # limits only (this machine's Python lies under /root, which no other uid may enter)
-        assert seen_uid == str(os.geteuid()), out
+def test_the_job_folder_and_tmp_are_size_limited(tmp_path):
+    if not isolation().namespaces:
+        pytest.skip("needs per-kernel namespaces (root or user namespaces)")
+    sandbox = Sandbox(preload=SMALL, job_size=16 * MiB, tmp_size=16 * MiB)
+    with running(sandbox, handed_in(tmp_path)) as (_, run):
+        out = run("import errno\n"
+                  "for path in ('big', '/tmp/big', '/dev/shm/big'):\n"
+                  "    try:\n"
+                  "        with open(path, 'wb') as f:\n"
+                  "            for _ in range(32):\n"
+                  "                f.write(bytes(2**20))\n"
+                  "        print(path, 'written')\n"
+                  "    except OSError as error:\n"
+                  "        print(path, errno.errorcode[error.errno])\n")
+    assert out.split() == ["big", "ENOSPC", "/tmp/big", "ENOSPC", "/dev/shm/big", "ENOSPC"], out
+
+
+def test_a_kernel_whose_files_do_not_fit_does_not_start_and_leaves_nothing(tmp_path):
+    if not isolation().namespaces:
+        pytest.skip("needs per-kernel namespaces (root or user namespaces)")
+    (handed_in(tmp_path) / "huge.bin").write_bytes(bytes(20 * MiB))
+    manager = SandboxKernelManager(kernel_name="python3", sandbox=Sandbox(preload=SMALL, job_size=16 * MiB))
+    with pytest.raises(RuntimeError, match="do not fit in its job folder of 16 MiB"):
+        asyncio.run(manager.start_kernel(cwd=str(tmp_path)))
+    assert manager.bridge_dir == "" and manager.kernel_uid is None and manager.cgroup is None
+
+
+def test_writing_past_the_file_size_limit_fails(tmp_path):
+    with running(Sandbox(preload=SMALL, max_file_size=MiB), handed_in(tmp_path)) as (_, run):
+        out = run("import errno, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+                  "try:\n    open('big', 'wb').write(bytes(2 * 2**20))\n"
+                  "except OSError as error:\n    print(errno.errorcode[error.errno])")
+    assert out.strip() == errno.errorcode[errno.EFBIG]

@@ -90,7 +90,8 @@ def grade_class(course: Path, assignment: str, *, config: Config | None = None, 
     from coursepack.grading.sandbox import Sandbox, isolation
 
     sandbox = Sandbox(config=config)
-    result = ClassResult(assignment, isolation=_isolation_record(isolation(sandbox.use_bwrap)))
+    result = ClassResult(assignment, isolation=_isolation_record(isolation(sandbox.use_bwrap,
+                                                                          sandbox.user_namespaces)))
     start = time.monotonic()
     notebooks = expected_notebooks(main_url, course_id, assignment)
     roster = submitters(course, coursedir, assignment, students or grader.student)

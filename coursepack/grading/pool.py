@@ -1,10 +1,10 @@
 """The worker pool: N processes each take one student at a time, each into its own gradebook.
 
-Workers are forked (they start with nbgrader imported) and each claims a sandbox uid and keeps its
-own kernel zygote (sandbox.py, zygote.py) and SQLite gradebook (gradebooks.clone). The coordinator
-hands out students, shows progress, and replaces a worker that crashes or takes longer than
-`student_timeout` for one student: that student's notebooks are recorded as failed and everyone
-else is graded normally.
+Workers are forked (they start with nbgrader imported) and each keeps its own kernel zygote
+(zygote.py; every kernel claims a uid of its own, sandbox.py) and SQLite gradebook
+(gradebooks.clone). The coordinator hands out students, shows progress, and replaces a worker that
+crashes or takes longer than `student_timeout` for one student: that student's notebooks are
+recorded as failed and everyone else is graded normally.
 """
 from __future__ import annotations
 
@@ -41,11 +41,10 @@ def worker_main(index: int, job: Job, db_url: str, students, results, log_path: 
     """A worker process: grade students from `students` until it gets None; report on `results`."""
     from coursepack.grading.course import quiet_warnings
     from coursepack.grading.grade import grade_student, preload_modules
-    from coursepack.grading.sandbox import Sandbox, Zygote, claim_uid
+    from coursepack.grading.zygote import Zygote
 
     quiet_warnings()
     course, config = Path(job.course), job.config.copy()
-    config.Sandbox.uid = claim_uid(Sandbox(config=config))  # unique among all graders running here
     if "threads" not in config.Sandbox:
         config.Sandbox.threads = job.threads
     if "preload" not in config.Sandbox:

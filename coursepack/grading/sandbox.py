@@ -1,145 +1,243 @@
-"""Run each submission's kernel in a sandbox: limits, no network, unprivileged, blind to everything else.
+"""Run each submission's kernel sealed off: from the course, from the network, from every other kernel.
 
-The strongest isolation this machine allows is chosen once and reported (`isolation()`):
+Kernels are forked by a zygote (zygote.py: one per worker, which imported torch & co. once) and
+each gets, before any student code runs, what this machine allows; `isolation()` finds that out
+once, by starting a probe kernel, and states it as a list of guarantees that hold and that do not:
 
-- ``bubblewrap``: `bwrap` puts the kernel in its own mount, PID, network, IPC and UTS namespaces
-  (no network at all, `die-with-parent`, a new session so it cannot type into the grader's
-  terminal); the file system it sees is the system, Python and the venv read-only, a private
-  `/tmp` of bounded size and its own job folder; not the course, the gradebook, the exchange or any
-  other submission. Inside, `setpriv` drops to an unprivileged uid of its own and `prlimit` caps
-  memory, processes, CPU time, file size and open files (RLIMIT_NPROC is ignored for root, hence
-  the uid). The kernel speaks ZMQ over ipc sockets in its job folder: a private network namespace
-  cannot be reached over TCP.
-- ``unprivileged``: no working `bwrap`; the kernel still runs as its own uid with the same limits,
-  but shares the network and sees every world-readable file.
-- ``limits-only``: neither `bwrap` nor root (an instructor's laptop): resource limits only.
+- ``bubblewrap`` (root, bwrap works): the zygote runs in bubblewrap (no network; only the system,
+  Python and its own folder, read-only) as root with just the capabilities it needs to make
+  kernels (SETUID, SETGID, KILL, SYS_ADMIN, CHOWN, DAC_READ_SEARCH). Each kernel: PID 1 of its own
+  PID namespace (when it ends, everything it started ends), its own mount, network, IPC and UTS
+  namespaces in which no other kernel's folders exist, a uid of its own (claimed with a lock, so
+  no two live kernels on the machine share one), its job folder and /tmp size-limited tmpfs, and,
+  where a cgroup controller is writable, a cgroup bounding the memory and tasks of the whole
+  notebook, killed (frozen, then killed) when it ends (cgroups.py).
+- ``root`` (root, no bwrap): the same per-kernel namespaces, uid and cgroup, but the zygote runs on
+  the host (its capabilities cut down by setpriv) and a kernel reads what any user may read.
+- ``user-namespaces`` (no root, bwrap works): bubblewrap in a user namespace; per-kernel namespaces
+  as above, the kernel being uid 1000 of a user namespace of its own; no cgroup and no uid of its
+  own: RLIMIT_AS per process, and the zygote stops a kernel that runs more than `max_children`
+  processes.
+- ``limits-only`` (no root, no bwrap): per-kernel namespaces too where user namespaces work, but the
+  kernel reads and writes what you can; without them it runs as you in a session of its own, and
+  its descendants are killed scan by scan when it ends.
+
+Every level grades an honest notebook the same way: same limits, same environment, same files.
+
+The grader and a kernel meet in the kernel's folder on the host (`bridge_dir`, the same path
+inside): its connection file and ZMQ sockets in `kernel/` (the kernel's, writable), the grader's
+bridge sockets beside it (read-only for the kernel, so it cannot replace them). As root all the
+kernel folders of a zygote lie on a host tmpfs of `Sandbox.bridge_size`; without root, what a
+kernel writes there is bounded by RLIMIT_FSIZE per file only. The job folder (`jobdir`, the
+kernel's cwd and home) is a tmpfs that exists only inside the kernel's sandbox.
 
 Every limit is a `Sandbox` trait, so `nbgrader_config.py` can set them (`c.Sandbox.memory_limit`).
-
-With bubblewrap and root, kernels are not started from scratch: each worker keeps one sandboxed
-`Zygote` (zygote.py) that has imported `Sandbox.preload` and forks a kernel per notebook, which
-drops to the worker's uid and its limits before it runs anything; `sweep` kills every process of
-that uid before the next kernel and after each one.
 """
 from __future__ import annotations
 
-import atexit
+import contextlib
 import fcntl
 import functools
-import json
 import os
 import shutil
-import signal
-import socket
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import threading
-import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
-from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Bool, Instance, Integer, List, Unicode, default
 from traitlets.config import Configurable
+
+from coursepack.grading import cgroups
+from coursepack.grading.zygote import SetupError, Zygote, ZygoteProvisioner, tmpfs, unmount
 
 GiB, MiB = 2**30, 2**20
 # Environment passed into the kernel: everything else (tokens, database URLs, ...) stays outside.
 PASSED_ENV = ("LANG", "LC_ALL", "TZ", "MPLBACKEND", "NBGRADER_EXECUTION", "COURSEPACK_OFFLINE", "COURSEPACK_QUICK",
-              "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED", "CI")
+              "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED", "CI", "PYTHONPATH")
+UID_SPAN = 1000  # kernel uids are claimed from Sandbox.uid .. Sandbox.uid + UID_SPAN - 1
+# What the zygote needs as root: change uid, signal kernels, make namespaces and mounts, hand files over.
+ZYGOTE_CAPS = ("setuid", "setgid", "kill", "sys_admin", "chown", "dac_read_search")
 
 
 class Sandbox(Configurable):
     """Limits for one notebook's kernel (configurable as `c.Sandbox.<name>` in nbgrader_config.py)."""
 
     notebook_timeout = Integer(900, help="wall-clock seconds for a notebook; later cells fail").tag(config=True)
-    memory_limit = Integer(4 * GiB, help="address space of the kernel (RLIMIT_AS), bytes").tag(config=True)
-    max_processes = Integer(256, help="processes and threads of the kernel's uid (RLIMIT_NPROC)").tag(config=True)
+    memory_limit = Integer(4 * GiB, help="bytes: the memory of the whole notebook (a cgroup, where available) and "
+                                         "the address space of each of its processes (RLIMIT_AS)").tag(config=True)
+    max_processes = Integer(256, help="tasks (processes and threads) of the notebook: its cgroup's pids.max and "
+                                      "RLIMIT_NPROC of its own uid or user namespace").tag(config=True)
     max_file_size = Integer(256 * MiB, help="largest file the kernel may write (RLIMIT_FSIZE), bytes").tag(config=True)
     max_open_files = Integer(1024, help="RLIMIT_NOFILE").tag(config=True)
-    tmp_size = Integer(256 * MiB, help="size of the kernel's private /tmp, bytes").tag(config=True)
+    job_size = Integer(256 * MiB, help="size of the kernel's job folder (its cwd and home, where the files handed "
+                                       "in with the notebook are copied), a tmpfs: bytes").tag(config=True)
+    tmp_size = Integer(256 * MiB, help="size of each of the kernel's own /tmp, /var/tmp and /dev/shm (tmpfs), bytes"
+                       ).tag(config=True)
+    bridge_size = Integer(8 * MiB, help="as root: size of the host tmpfs holding a zygote's kernel folders "
+                                        "(connection files, ZMQ and bridge sockets), bytes").tag(config=True)
     max_output_bytes = Integer(4 * MiB, help="outputs kept per notebook; the rest is dropped").tag(config=True)
-    max_children = Integer(16, help="processes (not threads) the kernel may run at once; more: killed as a "
-                                    "fork bomb (only as root, where the kernel has a uid of its own)").tag(config=True)
+    max_children = Integer(16, help="processes (not threads) a kernel may run at once; more: it is stopped as a "
+                                    "fork bomb").tag(config=True)
     threads = Integer(0, help="torch/OpenMP threads per kernel; 0: all cores (the grader sets cores / workers)"
                       ).tag(config=True)
-    uid = Integer(61000, help="unprivileged uid (and gid) the kernel runs as when the grader is root").tag(config=True)
-    scratch = Unicode(help="where job folders are made (short path: ipc socket paths are limited)").tag(config=True)
-    use_bwrap = Bool(True, help="use bubblewrap when it works; False forces the weaker modes").tag(config=True)
+    uid = Integer(61000, help="as root: the first of the unprivileged uids claimed, one per live kernel"
+                  ).tag(config=True)
+    scratch = Unicode(help="where zygote and kernel folders are made (short path: ipc socket paths are limited)"
+                      ).tag(config=True)
+    use_bwrap = Bool(True, help="use bubblewrap when it works; False forces the weaker levels").tag(config=True)
+    user_namespaces = Bool(True, help="without root and bubblewrap: give each kernel user, PID and mount namespaces "
+                                      "of its own when the system allows; False: limits only").tag(config=True)
     read_only_paths = List(Unicode(), help="extra host paths the kernel may read (e.g. a data cache)").tag(config=True)
-    use_zygote = Bool(True, help="fork kernels from a sandboxed process that imported `preload` once "
-                                 "(zygote.py); False: start every kernel from scratch").tag(config=True)
+    use_zygote = Bool(True, help="fork kernels from a process that imported `preload` once (zygote.py); "
+                                 "False: a fresh zygote, importing nothing, for every kernel").tag(config=True)
     preload = List(Unicode(), ["torch", "numpy", "matplotlib", "sympy", "IPython", "ipykernel.kernelapp"],
                    help="modules the zygote imports before it forks kernels").tag(config=True)
 
     @default("scratch")
     def _scratch_default(self):
-        return os.path.join(tempfile.gettempdir(), "coursepack-grading")
+        mine = "coursepack-grading" if os.geteuid() == 0 else f"coursepack-grading-{os.geteuid()}"
+        return os.path.join(tempfile.gettempdir(), mine)
+
+
+# -- what this machine allows ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Guarantee:
+    name: str
+    holds: bool
+    otherwise: str = ""  # why not, and what holds instead
+
+    def __post_init__(self):
+        if self.holds:
+            object.__setattr__(self, "otherwise", "")
+
+    def __str__(self):
+        return f"{self.name}: yes" if self.holds else f"{self.name}: no ({self.otherwise})"
 
 
 @dataclass(frozen=True)
 class Isolation:
-    level: str  # "bubblewrap" | "unprivileged" | "limits-only"
-    detail: str
+    """What the sandbox gives each kernel here (`dataclasses.asdict` makes a report of it)."""
+
+    level: str  # "bubblewrap" | "root" | "user-namespaces" | "limits-only"
+    bwrap: bool
+    namespaces: bool  # each kernel gets PID, mount, network, IPC and UTS namespaces of its own
+    cgroups: bool  # each kernel gets a memory and pids cgroup
+    guarantees: tuple[Guarantee, ...]
+    detail: str = field(init=False)  # one line: every guarantee, and whether it holds
+
+    def __post_init__(self):
+        summary = "; ".join(str(g) for g in self.guarantees)
+        object.__setattr__(self, "detail", ("WEAKER ISOLATION: " if self.weaker else "") + summary)
 
     @property
     def weaker(self) -> bool:
         return self.level != "bubblewrap"
 
+    @property
+    def holds(self) -> list[str]:
+        return [str(g) for g in self.guarantees if g.holds]
 
-def _python_paths() -> list[str]:
-    """Folders the kernel's Python needs: the interpreter's installation and this environment."""
-    paths = {sys.base_prefix, sys.prefix, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]}
-    # An editable install of this package points into the repository: expose only the package.
-    paths.add(str(Path(__file__).resolve().parent.parent))
-    return sorted(p for p in paths if p and not any(p != q and p.startswith(q + os.sep) for q in paths))
+    @property
+    def lacks(self) -> list[str]:
+        return [str(g) for g in self.guarantees if not g.holds]
+
+    def __str__(self):
+        return "\n".join([f"isolation: {self.level}", *(f"  {g}" for g in self.guarantees)])
+
+
+def _guarantees(root: bool, bwrap: bool, namespaces: bool, no_bwrap: str, no_namespaces: str,
+                no_cgroup: str | None) -> tuple[Guarantee, ...]:
+    who = "any user" if root else "you"
+    return (
+        Guarantee("own PID namespace per kernel: everything it started ends with it", namespaces,
+                  f"{no_namespaces}: " + ("its cgroup is killed, which cannot be outrun" if no_cgroup is None else
+                                          "its descendants are killed scan by scan, which a process re-forking "
+                                          "fast enough may outrun")),
+        Guarantee("no access to another kernel's connection file, job folder or processes", namespaces or root,
+                  f"{no_namespaces}: every kernel runs as you"),
+        Guarantee("distinct uid per kernel", root,
+                  "no root: every kernel runs as you" + (", as uid 1000 of a user namespace of its own"
+                                                         if namespaces else "")),
+        Guarantee("no network", namespaces, no_namespaces),
+        Guarantee("system read-only, course and other users' files out of sight", bwrap,
+                  f"{no_bwrap}: it reads and writes what {who} can"),
+        Guarantee("job folder and /tmp size-limited (tmpfs)", namespaces,
+                  f"{no_namespaces}: RLIMIT_FSIZE per file only"),
+        Guarantee("memory bounded per notebook (cgroup)", no_cgroup is None,
+                  f"{no_cgroup}: RLIMIT_AS per process, and a kernel running more than Sandbox.max_children "
+                  "processes is stopped"),
+        Guarantee("tasks bounded per notebook", namespaces or root,
+                  "RLIMIT_NPROC counts all your processes"),
+        Guarantee("connection folder size-limited (host tmpfs)", root and namespaces,
+                  "no root: RLIMIT_FSIZE per file only" if not root else no_namespaces),
+    )
 
 
 @functools.cache
-def isolation(use_bwrap: bool = True) -> Isolation:
-    """The strongest isolation that works here, tried once (a namespace test run of `bwrap`)."""
+def isolation(use_bwrap: bool = True, user_namespaces: bool = True) -> Isolation:
+    """The strongest isolation that works here, found once by starting a probe kernel at each level."""
     root = os.geteuid() == 0
-    bwrap, setpriv, prlimit = (shutil.which(name) for name in ("bwrap", "setpriv", "prlimit"))
-    missing = [name for name, path in (("bubblewrap", bwrap), ("util-linux (setpriv, prlimit)", setpriv and prlimit))
-               if not path]
-    if use_bwrap and bwrap and prlimit and (setpriv or not root):
-        probe = [bwrap, *_namespaces(root), "--ro-bind", "/", "/", "--", "true"]
-        result = subprocess.run(probe, capture_output=True, text=True)
-        if result.returncode == 0:
-            return Isolation("bubblewrap", "bubblewrap: no network, private PID/IPC/mount namespaces, read-only "
-                                           "system, only its job folder writable"
-                                           + (", unprivileged uid" if root else "") + ", resource limits")
-        reason = f"bwrap does not work here ({result.stderr.strip()[:200]})"
-    elif not use_bwrap:
-        reason = "bubblewrap disabled (Sandbox.use_bwrap = False)"
+    sandbox = Sandbox(use_bwrap=use_bwrap, user_namespaces=user_namespaces)
+    if not use_bwrap:
+        no_bwrap = "bubblewrap disabled (Sandbox.use_bwrap = False)"
+    elif not shutil.which("bwrap"):
+        no_bwrap = "no bwrap (apt-get install bubblewrap)"
     else:
-        reason = "missing " + ", ".join(missing) + " (apt-get install bubblewrap util-linux)"
-    if root and setpriv and prlimit:
-        # Outside a sandbox another uid must be able to run this Python (not so when it lives under /root).
-        runs = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs",
-                               prlimit, "--nofile=1024", "--", sys.executable, "-c", "import ipykernel"],
-                              capture_output=True)
-        if runs.returncode == 0:
-            return Isolation("unprivileged", f"WEAKER ISOLATION: {reason}; kernels run as an unprivileged uid with "
-                                             "resource limits but share the network and can read world-readable "
-                                             "files")
-        reason += f"; and another uid cannot run {sys.executable}"
-    who = "root" if root else "you"
-    return Isolation("limits-only", f"WEAKER ISOLATION: {reason}; kernels run as {who} with resource limits only")
+        no_bwrap = _probe(sandbox, bwrap=True, namespaces=True)
+    bwrap = no_bwrap is None
+    if bwrap:
+        no_namespaces = ""
+    elif not (root or user_namespaces):
+        no_namespaces = "no root, and Sandbox.user_namespaces = False"
+    else:
+        no_namespaces = _probe(sandbox, bwrap=False, namespaces=True)
+    namespaces = not no_namespaces
+    if not namespaces and (failed := _probe(sandbox, bwrap=False, namespaces=False)):
+        raise RuntimeError(f"no kernel can be started here: {failed}")
+    no_cgroup = cgroups.unavailable()
+    level = ("bubblewrap" if root else "user-namespaces") if bwrap else ("root" if root else "limits-only")
+    return Isolation(level, bwrap, namespaces, no_cgroup is None,
+                     _guarantees(root, bwrap, namespaces, no_bwrap or "", no_namespaces, no_cgroup))
 
 
-def _namespaces(root: bool) -> list[str]:
-    # As root, no user namespace: the kernel must keep a real unprivileged uid for RLIMIT_NPROC to count.
-    spaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-    return spaces if root else ["--unshare-user", *spaces]
+def _probe(sandbox: Sandbox, bwrap: bool, namespaces: bool) -> str | None:
+    """Why a kernel cannot be set up this way here (None: it can): a zygote forks one that exits at once."""
+    try:
+        zygote = _start_zygote(sandbox, bwrap, bounded=namespaces and os.geteuid() == 0, preload=[])
+    except (RuntimeError, OSError) as error:
+        return str(error)
+    uid = claim_uid(sandbox) if os.geteuid() == 0 else None
+    try:
+        folder = _KernelFolder(zygote.folder, uid)
+        message = _spawn_message(sandbox, folder, uid, namespaces, kernel_env(folder.jobdir), "", run="--probe")
+        code = zygote.spawn(message, [], lambda reason: None).wait(timeout=30)
+        return None if code == 0 else f"the probe kernel ended with {code}"
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    finally:
+        zygote.stop()
+        if uid is not None:
+            release_uid(uid)
 
 
-def _ancestors(path: str) -> list[str]:
-    parts = Path(path).parts
-    return [str(Path(*parts[:i])) for i in range(2, len(parts))]
+# -- the zygote's sandbox ---------------------------------------------------------------------------
+
+def _python_paths(sandbox: Sandbox) -> list[str]:
+    """Folders the kernel's Python needs: the interpreter's installation, this environment, PYTHONPATH."""
+    paths = {sys.base_prefix, sys.prefix, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+             *os.environ.get("PYTHONPATH", "").split(os.pathsep), *sandbox.read_only_paths}
+    # An editable install of this package points into the repository: expose only the package.
+    paths.add(str(Path(__file__).resolve().parent.parent))
+    paths = {os.path.abspath(p) for p in paths if p and os.path.exists(p)}
+    return sorted(p for p in paths if not any(p != q and p.startswith(q + os.sep) for q in paths))
 
 
 def kernel_env(jobdir: str, threads: int = 0) -> dict[str, str]:
@@ -159,11 +257,175 @@ def kernel_env(jobdir: str, threads: int = 0) -> dict[str, str]:
     return env
 
 
-def limits(sandbox: Sandbox, root: bool) -> list[str]:
-    """prlimit options (CPU time generously above the wall-clock limit: that one is enforced outside)."""
-    nproc = sandbox.max_processes if root else sandbox.max_processes + _processes_of_this_user()
-    return [f"--as={sandbox.memory_limit}", f"--nproc={nproc}", f"--fsize={sandbox.max_file_size}",
-            f"--nofile={sandbox.max_open_files}", f"--cpu={2 * sandbox.notebook_timeout + 60}", "--core=0"]
+def _ancestors(path: str) -> list[str]:
+    parts = Path(path).parts
+    return [str(Path(*parts[:i])) for i in range(2, len(parts))]
+
+
+def _bwrap(sandbox: Sandbox, folder: str) -> list[str]:
+    """bubblewrap around the zygote: no network, the system and Python read-only, `folder` writable."""
+    if os.geteuid() == 0:  # root in the sandbox, with only the capabilities it needs to make kernels
+        who = ["--cap-drop", "ALL", *(arg for cap in ZYGOTE_CAPS for arg in ("--cap-add", f"CAP_{cap.upper()}"))]
+    else:  # uid 0 of a user namespace, able to make the kernels' namespaces inside it (CAP_SETFCAP: Linux
+        # lets a kernel's user namespace map this uid 0 only if its creator had it)
+        who = ["--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETFCAP"]
+    args = [shutil.which("bwrap"), *who, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--tmpfs", "/"]
+    for name in ("usr", "etc"):
+        args += ["--ro-bind", f"/{name}", f"/{name}"]
+    for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
+        target = Path(f"/{name}")
+        if target.is_symlink():
+            args += ["--symlink", os.readlink(target), f"/{name}"]
+        elif target.is_dir():
+            args += ["--ro-bind", str(target), str(target)]
+    # /tmp first: the zygote's folder usually lies under it. Each kernel mounts its own /tmp.
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(MiB), "--perms", "0755", "--tmpfs", "/tmp"]
+    made = {"/usr", "/etc", "/tmp"}
+    for path, how in [*((p, "--ro-bind") for p in _python_paths(sandbox)), (folder, "--bind")]:
+        for parent in _ancestors(path):
+            if parent not in made:
+                args += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        args += [how, path, path]
+    return [*args, "--remount-ro", "/tmp", "--chdir", folder, "--"]
+
+
+def _wrapper(sandbox: Sandbox, bwrap: bool, folder: str) -> list[str]:
+    """The command line around the zygote: bubblewrap, or (root) setpriv keeping only what it needs."""
+    if bwrap:
+        return _bwrap(sandbox, folder)
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            raise RuntimeError("no setpriv to cut the zygote's capabilities down (apt-get install util-linux)")
+        return ["setpriv", "--inh-caps=-all", "--bounding-set=-all," + ",".join(f"+{c}" for c in ZYGOTE_CAPS), "--"]
+    return []
+
+
+def _scratch(sandbox: Sandbox) -> str:
+    """The scratch folder, made if need be; it must be this account's and writable by no one else."""
+    os.makedirs(sandbox.scratch, mode=0o711, exist_ok=True)
+    info = os.lstat(sandbox.scratch)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise RuntimeError(f"{sandbox.scratch} must be a folder of this account that no one else may write")
+    return sandbox.scratch
+
+
+def _matplotlib_font_cache() -> list[Path]:
+    """The grader's matplotlib font cache, copied into each job so no kernel spends seconds rebuilding it."""
+    try:
+        import matplotlib
+        from matplotlib import font_manager  # noqa: F401 - importing builds the cache once
+    except ImportError:
+        return []
+    return sorted(Path(matplotlib.get_cachedir()).glob("fontlist-*.json"))
+
+
+def _start_zygote(sandbox: Sandbox, bwrap: bool, bounded: bool, preload: list[str]) -> Zygote:
+    """A zygote in its own folder; `bounded` (root): the folder is a host tmpfs of Sandbox.bridge_size.
+
+    The folder's lock (an flock held while the zygote lives) tells a later grader whether the
+    folder is stale: left, maybe mounted, by a grader that was killed.
+    """
+    scratch = _scratch(sandbox)
+    _remove_stale_folders(scratch)
+    handle, lock = tempfile.mkstemp(prefix="z", suffix=".lock", dir=scratch)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    folder = lock.removesuffix(".lock")
+    try:
+        os.mkdir(folder, 0o711)  # only now: a folder whose lock is free is stale
+        if bounded:
+            tmpfs(folder, sandbox.bridge_size, 0o711)
+        fonts = Path(folder, ".config", "matplotlib")
+        fonts.mkdir(parents=True)
+        for path in _matplotlib_font_cache():
+            shutil.copy(path, fonts)
+        command = _wrapper(sandbox, bwrap, folder)
+    except (OSError, SetupError, RuntimeError) as error:
+        _remove_folder(folder, bounded and os.path.ismount(folder), lock, handle)
+        raise RuntimeError(f"cannot start a zygote: {error}") from error
+    return Zygote(command, kernel_env(folder, sandbox.threads), folder, preload,
+                  functools.partial(_remove_folder, folder, bounded, lock, handle))
+
+
+def _remove_folder(folder: str, mounted: bool, lock: str, handle: int) -> None:
+    if mounted:
+        unmount(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.unlink(lock)
+    os.close(handle)
+
+
+def _remove_stale_folders(scratch: str) -> None:
+    """Zygote folders (and their host tmpfs) whose grader died without removing them: their lock is free."""
+    for lock in Path(scratch).glob("z*.lock"):
+        try:
+            handle = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:  # its zygote just stopped
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            continue
+        folder = str(lock).removesuffix(".lock")
+        if os.path.isdir(folder):
+            _remove_folder(folder, os.path.ismount(folder), str(lock), handle)
+        else:  # its grader has locked it and not yet made the folder, or died in between: not ours to judge
+            os.close(handle)
+
+
+# -- one kernel -----------------------------------------------------------------------------------
+
+_claimed: dict[int, object] = {}  # uid -> its lock file, held while a kernel of this process has it
+
+
+def claim_uid(sandbox: Sandbox) -> int:
+    """A kernel uid no other live kernel on this machine has: an flock on uid-N.lock in the scratch
+    folder, held until `release_uid` (or this process's end)."""
+    folder = _scratch(sandbox)
+    for uid in range(sandbox.uid, sandbox.uid + UID_SPAN):
+        if uid in _claimed:
+            continue
+        handle = open(os.path.join(folder, f"uid-{uid}.lock"), "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _claimed[uid] = handle
+        return uid
+    raise RuntimeError(f"no free sandbox uid in {sandbox.uid}..{sandbox.uid + UID_SPAN - 1}")
+
+
+def release_uid(uid: int) -> None:
+    handle = _claimed.pop(uid, None)
+    if handle is not None:
+        handle.close()
+
+
+class _KernelFolder:
+    """A kernel's folder in its zygote's: the grader's (`bridge`, read-only for the kernel), with the
+    kernel's connection file and ZMQ sockets in `kernel/` and its job folder's mount point `work/`."""
+
+    def __init__(self, zygote_folder: str, uid: int | None):
+        self.bridge = tempfile.mkdtemp(prefix="k", dir=zygote_folder)
+        if uid is not None:  # the grader's (root's), but the kernel's group may enter it, and no other uid
+            os.chown(self.bridge, 0, uid)
+            os.chmod(self.bridge, 0o750)
+        self.ipc, self.jobdir = os.path.join(self.bridge, "kernel"), os.path.join(self.bridge, "work")
+        os.mkdir(self.ipc, 0o700)
+        os.mkdir(self.jobdir, 0o700)  # the zygote's kernel fills it, then gives it to the kernel's uid
+        if uid is not None:
+            os.chown(self.ipc, uid, uid)
+
+
+def _limits(sandbox: Sandbox, root: bool, namespaces: bool) -> dict[str, int]:
+    """rlimits (CPU time generously above the wall-clock limit: that one is enforced outside)."""
+    # RLIMIT_NPROC counts the tasks of a uid (per user namespace): the kernel's own, but for limits only.
+    nproc = sandbox.max_processes if root or namespaces else sandbox.max_processes + _processes_of_this_user()
+    return {"as": sandbox.memory_limit, "nproc": nproc, "fsize": sandbox.max_file_size,
+            "nofile": sandbox.max_open_files, "cpu": 2 * sandbox.notebook_timeout + 60, "core": 0}
 
 
 def _processes_of_this_user() -> int:
@@ -183,310 +445,152 @@ def _owner(path: Path) -> int | None:
     return None
 
 
-def _bwrap(sandbox: Sandbox, writable: str, env: dict[str, str], read_only_tmp: bool = False) -> list[str]:
-    """bwrap options: namespaces, the system and Python read-only, `writable` the one writable folder."""
-    root = os.geteuid() == 0
-    args = [shutil.which("bwrap"), *_namespaces(root), "--die-with-parent", "--new-session", "--clearenv",
-            "--tmpfs", "/"]
-    for name in ("usr", "etc"):
-        args += ["--ro-bind", f"/{name}", f"/{name}"]
-    for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
-        target = Path(f"/{name}")
-        if target.is_symlink():
-            args += ["--symlink", os.readlink(target), f"/{name}"]
-        elif target.is_dir():
-            args += ["--ro-bind", str(target), str(target)]
-    # /tmp first: the job folder usually lies under it and is bound on top of this private one.
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(sandbox.tmp_size), "--perms", "1777",
-             "--tmpfs", "/tmp"]
-    made = {"/usr", "/etc", "/tmp"}
-    binds = [(p, "--ro-bind") for p in [*_python_paths(), *sandbox.read_only_paths] if os.path.exists(p)]
-    for path, how in [*binds, (writable, "--bind")]:
-        for parent in _ancestors(path):
-            if parent not in made:
-                args += ["--perms", "0755", "--dir", parent]
-                made.add(parent)
-        args += [how, path, path]
-    if read_only_tmp:
-        args += ["--remount-ro", "/tmp"]
-    args += ["--chdir", writable]
-    for name, value in env.items():
-        args += ["--setenv", name, value]
-    return args
-
-
-def wrap(cmd: list[str], jobdir: str, sandbox: Sandbox, uid: int) -> list[str]:
-    """`cmd` (the kernel's command line) run inside the sandbox with the job folder as its only writable place."""
-    root = os.geteuid() == 0
-    level = isolation(sandbox.use_bwrap).level
-    env = kernel_env(jobdir, sandbox.threads)
-    drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs"] if root else []
-    limited = ["prlimit", *limits(sandbox, root), "--"]
-    if level == "bubblewrap":
-        return [*_bwrap(sandbox, jobdir, env), "--", *drop, *limited, *cmd]
-    if level == "unprivileged":
-        return ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *drop, *limited, *cmd]
-    return ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *limited, *cmd]
-
-
-def _matplotlib_font_cache() -> list[Path]:
-    """The grader's matplotlib font cache, copied into each job so no kernel spends seconds rebuilding it."""
-    try:
-        import matplotlib
-        from matplotlib import font_manager  # noqa: F401 - importing builds the cache once
-    except ImportError:
-        return []
-    return sorted(Path(matplotlib.get_cachedir()).glob("fontlist-*.json"))
-
-
-def _copy_files(source: Path, target: Path) -> None:
-    """Regular files only (no notebooks, links, sockets or hidden folders): what a kernel may see of a submission."""
-    for entry in os.scandir(source):
-        if entry.is_file(follow_symlinks=False) and not entry.name.endswith(".ipynb"):
-            shutil.copyfile(entry.path, target / entry.name)
-        elif entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-            (target / entry.name).mkdir()
-            _copy_files(Path(entry.path), target / entry.name)
-
-
-_claimed: list = []  # lock files held for this process's lifetime
-
-
-def claim_uid(sandbox: Sandbox, span: int = 1000) -> int:
-    """A kernel uid no other live grader on this machine holds (sweep() kills everything of a uid)."""
-    os.makedirs(sandbox.scratch, mode=0o711, exist_ok=True)
-    for uid in range(sandbox.uid, sandbox.uid + span):
-        handle = open(os.path.join(sandbox.scratch, f"uid-{uid}.lock"), "w")  # held until this process exits
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        _claimed.append(handle)
-        return uid
-    raise RuntimeError(f"no free sandbox uid in {sandbox.uid}..{sandbox.uid + span - 1}")
-
-
-def sweep(uid: int) -> None:
-    """Kill every process of a kernel uid (the uid is the sandbox's own: nothing else runs as it)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _owner(entry) == uid:
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def _limit_values(sandbox: Sandbox, root: bool) -> dict[str, int]:
-    return {option[2:].split("=")[0]: int(option.split("=")[1]) for option in limits(sandbox, root)}
-
-
-class Zygote:
-    """One sandboxed zygote.py per worker process and uid; started on first use, restarted if it died."""
-
-    _running: dict[int, Zygote] = {}
-
-    @classmethod
-    def get(cls, sandbox: Sandbox, uid: int) -> Zygote:
-        zygote = cls._running.get(uid)
-        if zygote is None or zygote.process.poll() is not None:
-            if zygote is not None:
-                zygote.stop()
-            zygote = cls._running[uid] = cls(sandbox, uid)
-            if len(cls._running) == 1:
-                atexit.register(cls.stop_all)
-        return zygote
-
-    @classmethod
-    def stop_all(cls) -> None:
-        for zygote in cls._running.values():
-            zygote.stop()
-        cls._running.clear()
-
-    def __init__(self, sandbox: Sandbox, uid: int):
-        os.makedirs(sandbox.scratch, mode=0o711, exist_ok=True)
-        self.folder = tempfile.mkdtemp(prefix="z", dir=sandbox.scratch)
-        os.chmod(self.folder, 0o711)
-        self.socket = os.path.join(self.folder, "zygote.sock")
-        env = kernel_env(self.folder, sandbox.threads)
-        cmd = [sys.executable, "-m", "coursepack.grading.zygote", self.socket, *sandbox.preload]
-        if os.geteuid() == 0:  # root in the sandbox, only able to change uid (kernels drop to theirs) and to
-            # signal them (kill, reap): it sees nothing but its own sandbox
-            caps = ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
-            cmd = [*_bwrap(sandbox, self.folder, env, read_only_tmp=True), *caps, "--", *cmd]
-        else:
-            cmd = [*_bwrap(sandbox, self.folder, env, read_only_tmp=True), "--", *cmd]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        stdin=subprocess.DEVNULL, start_new_session=True, text=True)
-        ready = self.process.stdout.readline()
-        if ready.strip() != "ready":
-            self.stop()
-            raise RuntimeError(f"the kernel zygote did not start (exit code {self.process.poll()})")
-
-    def request(self, **message) -> dict:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(60)
-            connection.connect(self.socket)
-            connection.sendall((json.dumps(message) + "\n").encode())
-            with connection.makefile() as stream:
-                line = stream.readline()
-        if not line:
-            raise RuntimeError("the kernel zygote did not answer")
-        return json.loads(line)
-
-    def job_folder(self) -> str:
-        return tempfile.mkdtemp(prefix="k", dir=self.folder)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-class _ZygoteChild:
-    """What LocalProvisioner expects of a Popen, for a kernel forked by the zygote."""
-
-    stdin = stdout = stderr = None
-
-    def __init__(self, zygote: Zygote, pid: int):
-        self.zygote, self.pid = zygote, pid
-
-    def poll(self):
-        try:
-            return self.zygote.request(op="poll", pid=self.pid)["returncode"]
-        except (OSError, RuntimeError):
-            return -9  # the zygote is gone, and with it (die-with-parent, PID namespace) the kernel
-
-    def wait(self, timeout=None):
-        while (code := self.poll()) is None:
-            time.sleep(0.05)
-        return code
-
-    def send_signal(self, signum):
-        try:
-            self.zygote.request(op="signal", pid=self.pid, signum=int(signum))
-        except (OSError, RuntimeError):
-            pass
-
-    def kill(self):
-        self.send_signal(signal.SIGKILL)
-
-    def terminate(self):
-        self.send_signal(signal.SIGTERM)
-
-
-class ZygoteProvisioner(LocalProvisioner):
-    """Launch the kernel by asking the worker's zygote to fork one, instead of by Popen."""
-
-    async def launch_kernel(self, cmd, **kwargs):
-        km = self.parent
-        zygote = km.zygote
-        reply = zygote.request(op="spawn", connection_file=km.connection_file, cwd=kwargs["cwd"],
-                               env=kwargs["env"], uid=km.kernel_uid, limits=_limit_values(km.sandbox, True))
-        self.process = _ZygoteChild(zygote, reply["pid"])
-        self.pid, self.pgid, self.cwd = reply["pid"], None, kwargs["cwd"]
-        return self.connection_info
+def _spawn_message(sandbox: Sandbox, folder: _KernelFolder, uid: int | None, namespaces: bool,
+                   env: dict[str, str], connection_file: str, run: str = "ipykernel") -> dict:
+    """What the zygote needs to set a kernel up (see zygote.py)."""
+    return {"kernel_dir": folder.bridge, "ipc_dir": folder.ipc, "jobdir": folder.jobdir, "scratch": sandbox.scratch,
+            "fonts": os.path.join(os.path.dirname(folder.bridge), ".config", "matplotlib"),
+            "python_paths": _python_paths(sandbox), "uid": uid, "namespaces": namespaces,
+            "tmp_size": sandbox.tmp_size, "job_size": sandbox.job_size,
+            "limits": _limits(sandbox, uid is not None, namespaces), "max_children": sandbox.max_children,
+            "connection_file": connection_file, "env": env, "run": run}
 
 
 class SandboxKernelManager(AsyncKernelManager):
-    """An AsyncKernelManager whose kernel runs sandboxed in a fresh job folder, over ipc sockets.
+    """An AsyncKernelManager whose kernel a zygote forks, sealed as `isolation()` says, over ipc sockets.
 
-    With bubblewrap, as root, the kernel is forked by the worker's zygote (zygote.py) inside its
-    sandbox; otherwise it is started from scratch inside a sandbox of its own (`wrap`). nbclient
-    passes the notebook's folder as `cwd`: its non-notebook files are copied into the job folder
-    (notebooks never are: graded ones hold the hidden tests) and the kernel starts there.
+    nbclient passes the notebook's folder as `cwd`: its non-notebook files are copied into the job
+    folder (notebooks never are: graded ones hold the hidden tests), where the kernel starts.
+    After `start_kernel`: `jobdir` (the kernel's cwd, a tmpfs inside its sandbox: an empty mount point
+    on the host) and `bridge_dir` (a host folder, at the same path inside, where the grader may put
+    Unix sockets for this kernel alone). `killed_because` says why the sandbox stopped the kernel.
     """
 
     sandbox = Instance(Sandbox)
-    uid = Integer(-1, help="uid for this kernel; -1: Sandbox.uid").tag(config=True)
     jobdir = Unicode("")
+    bridge_dir = Unicode("")
     killed_because = Unicode("")
     zygote = None
+    kernel_uid: int | None = None
+    cgroup: cgroups.KernelCgroup | None = None
+    _own_zygote = False
+    _watching: tuple[threading.Thread, threading.Event] | None = None
 
     @default("sandbox")
     def _sandbox_default(self):
         return Sandbox(parent=self)
 
     @property
-    def kernel_uid(self) -> int:
-        return self.sandbox.uid if self.uid < 0 else self.uid
+    def isolation(self) -> Isolation:
+        return isolation(self.sandbox.use_bwrap, self.sandbox.user_namespaces)
 
-    def _use_zygote(self) -> bool:
-        sandbox = self.sandbox
-        return (sandbox.use_zygote and os.geteuid() == 0 and isolation(sandbox.use_bwrap).level == "bubblewrap")
+    def _zygote(self) -> Zygote:
+        """The worker's zygote for this configuration, or (use_zygote = False) a fresh one importing nothing."""
+        sandbox, isolated = self.sandbox, self.isolation
+        self._own_zygote = not sandbox.use_zygote
+        preload = [] if self._own_zygote else list(sandbox.preload)
+        start = functools.partial(_start_zygote, sandbox, isolated.bwrap, isolated.namespaces and os.geteuid() == 0,
+                                  preload)
+        if self._own_zygote:
+            return start()
+        key = (isolated.level, tuple(preload), tuple(sandbox.read_only_paths), sandbox.threads, sandbox.scratch,
+               sandbox.bridge_size)
+        return Zygote.shared(key, start)
 
     async def _async_pre_start_kernel(self, **kw):
-        sandbox, uid = self.sandbox, self.kernel_uid
-        if self._use_zygote():
-            sweep(uid)  # nothing of an earlier kernel of this uid may see this one
-            self.zygote = Zygote.get(sandbox, uid)
-            self.jobdir = self.zygote.job_folder()
-        else:
-            os.makedirs(sandbox.scratch, mode=0o711, exist_ok=True)
-            self.jobdir = tempfile.mkdtemp(prefix="k", dir=sandbox.scratch)
-        source = kw.get("cwd")
-        if source and os.path.isdir(source):
-            _copy_files(Path(source), Path(self.jobdir))
-        cache = Path(self.jobdir, ".config", "matplotlib")
-        cache.mkdir(parents=True)
-        for path in _matplotlib_font_cache():
-            shutil.copy(path, cache)
-        Path(self.jobdir, "tmp").mkdir()
+        sandbox = self.sandbox
+        self.killed_because = ""
+        try:
+            self.zygote = self._zygote()
+            self.kernel_uid = claim_uid(sandbox) if os.geteuid() == 0 else None
+            self._folder = _KernelFolder(self.zygote.folder, self.kernel_uid)
+            self.bridge_dir, self.jobdir = self._folder.bridge, self._folder.jobdir
+            if self.isolation.cgroups:
+                self.cgroup = cgroups.create(sandbox.memory_limit, sandbox.max_processes)
+        except Exception:
+            self._release()
+            raise
         self.transport = "ipc"
-        self.ip = os.path.join(self.jobdir, "kernel")
-        self.connection_file = os.path.join(self.jobdir, "kernel.json")
-        if self.zygote is not None and self.provisioner is None:
+        self.ip = os.path.join(self._folder.ipc, "ipc")
+        self.connection_file = os.path.join(self._folder.ipc, "connection.json")
+        if self.provisioner is None:
             self.provisioner = ZygoteProvisioner(kernel_id=self.kernel_id or str(uuid.uuid4()),
                                                  kernel_spec=self.kernel_spec, parent=self)
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
-        # The kernel interrupts itself on a control message: a signal would only reach bwrap.
+        # The kernel interrupts itself on a control message: the grader does not signal into its sandbox.
         self.kernel_spec.interrupt_mode = "message"
-        if os.geteuid() == 0:
-            for folder, dirs, files in os.walk(self.jobdir):
-                for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
-                    os.chown(name, uid, uid, follow_symlinks=False)
-        os.chmod(self.jobdir, 0o700)
-        kw["cwd"] = self.jobdir
+        if self.kernel_uid is not None:
+            os.chown(self.connection_file, self.kernel_uid, self.kernel_uid)
         kw["env"] = kernel_env(self.jobdir, sandbox.threads)
-        if self.zygote is not None:
-            kw["env"]["TMPDIR"] = os.path.join(self.jobdir, "tmp")  # the zygote's /tmp is read-only
-            return kernel_cmd, kw
-        # The kernel's own stdout/stderr (not the cells' outputs, which go over ZMQ) must not reach the grader.
-        kw["stdout"] = kw["stderr"] = kw["stdin"] = subprocess.DEVNULL
-        return wrap(kernel_cmd, self.jobdir, sandbox, uid), kw
+        return kernel_cmd, kw
+
+    def spawn_request(self, kwargs: dict) -> tuple[dict, list[int]]:
+        """For ZygoteProvisioner: the spawn message and the descriptors it carries (closed by the caller)."""
+        source = kwargs.get("cwd")
+        files = [os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)] if source else []
+        fds = (self.cgroup.join_files() if self.cgroup is not None else []) + files
+        names = ["cgroup"] * (len(fds) - len(files)) + ["files"] * len(files)
+        message = _spawn_message(self.sandbox, self._folder, self.kernel_uid, self.isolation.namespaces,
+                                 kwargs["env"], self.connection_file)
+        return {**message, "fds": names}, fds
+
+    def stopped_because(self, reason: str) -> None:
+        if not self.killed_because:
+            self.killed_because = reason
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        try:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+        except Exception:
+            self._release()  # nbclient does not clean up after a kernel that did not start
+            raise
 
     async def _async_post_start_kernel(self, **kw):
         await super()._async_post_start_kernel(**kw)
-        if os.geteuid() == 0:
-            self._watching = threading.Event()
-            threading.Thread(target=self._watch, args=(self.kernel_uid, self._watching), daemon=True).start()
+        if self.cgroup is not None:
+            stop = threading.Event()
+            watcher = threading.Thread(target=self._watch, args=(self.cgroup, stop), daemon=True)
+            watcher.start()
+            self._watching = watcher, stop
 
-    def _watch(self, uid: int, stop: threading.Event) -> None:
-        """Kill the kernel as soon as its uid runs more processes than allowed (a fork bomb slows everyone)."""
+    def _watch(self, group: cgroups.KernelCgroup, stop: threading.Event) -> None:
+        """Stop the whole notebook as soon as its memory limit kills any of its processes."""
         while not stop.wait(0.25):
-            count = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid)
-            if count > self.sandbox.max_children:
-                self.killed_because = (f"it started more than {self.sandbox.max_children} processes "
-                                       "(a fork bomb?) and was stopped")
-                process = getattr(self.provisioner, "process", None)
-                if self.zygote is None and process is not None:
-                    try:
-                        os.killpg(process.pid, signal.SIGKILL)
-                    except OSError:
-                        process.kill()
-                sweep(uid)
+            if group.oom_kills():
+                self.stopped_because(f"the notebook used more than its {self.sandbox.memory_limit // MiB} MiB of "
+                                     "memory and was stopped")
+                group.kill()
                 return
 
+    def _release(self) -> None:
+        """End everything of this kernel (idempotent): processes, cgroup, folder, uid, own zygote."""
+        if self._watching is not None:
+            watcher, stop = self._watching
+            stop.set()
+            watcher.join()
+            self._watching = None
+        process = getattr(self.provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):  # then its cgroup's kill, below, must do
+                process.wait(timeout=30)  # the supervisor ends once the kernel's PID namespace is empty
+        if self.cgroup is not None:
+            self.cgroup.kill()
+            self.cgroup.remove()
+            self.cgroup = None
+        if self.bridge_dir:
+            shutil.rmtree(self.bridge_dir, ignore_errors=True)
+            self.bridge_dir = self.jobdir = ""
+        if self.kernel_uid is not None:
+            release_uid(self.kernel_uid)
+            self.kernel_uid = None
+        if self._own_zygote and self.zygote is not None:
+            self.zygote.stop()
+            self.zygote = None
+
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
-        if getattr(self, "_watching", None) is not None:
-            self._watching.set()
         await super()._async_cleanup_resources(restart=restart)
-        if self.zygote is not None:
-            sweep(self.kernel_uid)
-        if self.jobdir:
-            shutil.rmtree(self.jobdir, ignore_errors=True)
-            self.jobdir = ""
+        self._release()
 
     # AsyncKernelManager binds its public names to KernelManager's functions, not to overrides.
     cleanup_resources = _async_cleanup_resources
