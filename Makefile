@@ -93,30 +93,28 @@ exchange-release: $(VENV_READY) ## publish release/ to the exchange behind the A
 
 # `make kernel` runs before any environment exists, so it uses $(PYTHON), not .venv. The kernel is
 # registered in the user's own Jupyter data folder (~/.local/share/jupyter), where JupyterHub looks,
-# not in this project's .jupyter/: hence the env -u.
-KERNEL_VENV    ?= $(HOME)/.venvs/comp3547
-KERNEL_NAME    ?= comp3547
-KERNEL_DISPLAY ?= Python (COMP3547)
-KERNEL_FLAGS   ?=
+# not in this project's .jupyter/: hence the env -u. The defaults of these settings live once, in
+# coursepack/kernel.py (~/.venvs/comp3547, "comp3547") and coursepack/slurm.py (ug-gpu-small, 1 GPU,
+# 01:00:00, slurm-out/): set them here only to override.
+KERNEL_VENV     ?=
+KERNEL_NAME     ?=
+KERNEL_DISPLAY  ?=
+KERNEL_FLAGS    ?=
+SLURM_PARTITION ?=
+SLURM_GPUS      ?=
+SLURM_TIME      ?=
+SLURM_OUT       ?=
+NOTEBOOK        ?=
+SUBMIT          ?=
+option = $(if $(2),$(1) "$(2)")
 
 kernel: ## a virtual environment (KERNEL_VENV) with the pack's requirements, as Jupyter kernel KERNEL_NAME
 	env -u JUPYTER_CONFIG_DIR -u JUPYTER_DATA_DIR -u JUPYTER_RUNTIME_DIR $(PYTHON) -m coursepack.kernel \
-	  --python $(PYTHON) --venv "$(KERNEL_VENV)" --name "$(KERNEL_NAME)" --display-name "$(KERNEL_DISPLAY)" \
-	  $(if $(TORCH_SPEC),--torch-spec "$(TORCH_SPEC)") $(KERNEL_FLAGS)
-
-SLURM_PARTITION ?= ug-gpu-small
-SLURM_GPUS      ?= 1
-SLURM_TIME      ?= 01:00:00
-SLURM_OUT       ?= slurm-out
-NOTEBOOK        ?=
-SUBMIT          ?=
-SLURM_SCRIPT    := $(SLURM_OUT)/$(basename $(notdir $(NOTEBOOK))).sbatch
+	  --python $(PYTHON) $(call option,--venv,$(KERNEL_VENV)) $(call option,--name,$(KERNEL_NAME)) \
+	  $(call option,--display-name,$(KERNEL_DISPLAY)) $(call option,--torch-spec,$(TORCH_SPEC)) $(KERNEL_FLAGS)
 
 slurm: ## sbatch script running NOTEBOOK=... on a GPU node (in SLURM_OUT); SUBMIT=1 also submits it
 	@test -n "$(NOTEBOOK)" || { echo "usage: make slurm NOTEBOOK=path/to/notebook.ipynb [SUBMIT=1]" >&2; exit 2; }
-	$(PYTHON) -m coursepack.slurm --partition "$(SLURM_PARTITION)" --gpus "$(SLURM_GPUS)" --time "$(SLURM_TIME)" \
-	  --venv "$(KERNEL_VENV)" --output-dir "$(SLURM_OUT)" --script "$(SLURM_SCRIPT)" "$(NOTEBOOK)"
-ifeq ($(SUBMIT),1)
-	@command -v sbatch > /dev/null || { echo "sbatch not found: submit from the cluster's login node" >&2; exit 1; }
-	sbatch "$(SLURM_SCRIPT)"
-endif
+	$(PYTHON) -m coursepack.slurm $(call option,--partition,$(SLURM_PARTITION)) $(call option,--gpus,$(SLURM_GPUS)) \
+	  $(call option,--time,$(SLURM_TIME)) $(call option,--venv,$(KERNEL_VENV)) \
+	  $(call option,--output-dir,$(SLURM_OUT)) --write $(if $(filter 1,$(SUBMIT)),--submit) "$(NOTEBOOK)"

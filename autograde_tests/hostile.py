@@ -86,14 +86,14 @@ class Case:
 
 def _drop_cell(grade_id):
     def edit(nb):
-        nb.cells = [c for c in nb.cells if notebooks.nbgrader(c).get("grade_id") != grade_id]
+        nb.cells = [c for c in nb.cells if notebooks.grade_id(c) != grade_id]
     return edit
 
 
 def _set_source(grade_id, text):
     def edit(nb):
         for cell in nb.cells:
-            if notebooks.nbgrader(cell).get("grade_id") == grade_id:
+            if notebooks.grade_id(cell) == grade_id:
                 cell.source = text
     return edit
 
@@ -111,7 +111,7 @@ def _change_metadata(nb):
 
 def _add_cell(after_grade_id, text):
     def edit(nb):
-        index = next(i for i, c in enumerate(nb.cells) if notebooks.nbgrader(c).get("grade_id") == after_grade_id)
+        index = next(i for i, c in enumerate(nb.cells) if notebooks.grade_id(c) == after_grade_id)
         nb.cells.insert(index + 1, new_code_cell(text))
     return edit
 

@@ -89,7 +89,7 @@ class ReferenceNotebook:
         # Answer and test cells in notebook order: grading replays them in that order, as nbgrader does.
         self.graded = [c for c in self.nb.cells if notebooks.is_answer(c) or notebooks.is_test(c)]
         self.answer_names = notebooks.defined_names(self.nb)
-        self.tests = {notebooks.nbgrader(c)["grade_id"]: c for c in self.nb.cells if notebooks.is_test(c)}
+        self.tests = {notebooks.grade_id(c): c for c in self.nb.cells if notebooks.is_test(c)}
         self.points = {gid: notebooks.nbgrader(c)["points"] for gid, c in self.tests.items()}
         self.harness = TestHarness(NotebookTests.from_notebook(self.nb))
         self.kernel = Kernel(path.parent)
@@ -98,7 +98,7 @@ class ReferenceNotebook:
             if cell.cell_type != "code":
                 continue
             if notebooks.is_test(cell):
-                grade_id = notebooks.nbgrader(cell)["grade_id"]
+                grade_id = notebooks.grade_id(cell)
                 self.reference[grade_id] = self.kernel.test(self.harness, grade_id, timeout)
                 continue
             error = self.kernel.run(cell.source, timeout)
@@ -123,7 +123,7 @@ class ReferenceNotebook:
         results = dict(self.reference)
         affected = self.affected(replaced)
         for cell, slot in zip(self.graded, defines, strict=True):
-            grade_id = notebooks.nbgrader(cell)["grade_id"]
+            grade_id = notebooks.grade_id(cell)
             if notebooks.is_test(cell):
                 if grade_id in affected:
                     results[grade_id] = self.kernel.test(self.harness, grade_id, timeout)

@@ -45,7 +45,7 @@ def _graded(course, student):
 
 
 def _test_cell(course, student, grade_id):
-    return next(c for c in _graded(course, student).cells if notebooks.nbgrader(c).get("grade_id") == grade_id)
+    return next(c for c in _graded(course, student).cells if notebooks.grade_id(c) == grade_id)
 
 
 def _outputs_text(nb) -> str:

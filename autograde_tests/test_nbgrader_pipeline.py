@@ -55,7 +55,7 @@ def graded_course(tmp_path_factory):
         stem, source_nb = source_path.stem, notebooks.read(source_path)
         release_nb = notebooks.read(course / "release" / ASSIGNMENT / source_path.name)
         # nbgrader scores an unchanged written answer 0 too, so the blank release earns nothing at all.
-        all_graded = {notebooks.nbgrader(c)["grade_id"] for c in source_nb.cells if notebooks.nbgrader(c).get("grade")}
+        all_graded = {notebooks.grade_id(c) for c in source_nb.cells if notebooks.nbgrader(c).get("grade")}
         mixed, fails = mixed_answers(stem, source_nb, wrong=index % 2 == 0)
         submissions = {"reference": (notebooks.answers(source_nb), set()),
                        "blank": ({}, all_graded),

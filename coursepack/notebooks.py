@@ -41,6 +41,11 @@ def nbgrader(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
+def grade_id(cell) -> str | None:
+    """The cell's nbgrader grade id (None for a cell without one): the one place that reads it."""
+    return nbgrader(cell).get("grade_id")
+
+
 def is_answer(cell) -> bool:
     meta = nbgrader(cell)
     return cell.cell_type == "code" and meta.get("solution", False) and not meta.get("grade", False)
@@ -58,15 +63,15 @@ def defined_names(nb) -> list[str]:
 
 def answers(nb) -> dict[str, str]:
     """The answer cells (code and written) of a notebook, by grade_id."""
-    return {nbgrader(c)["grade_id"]: c.source for c in nb.cells if nbgrader(c).get("solution")}
+    return {grade_id(c): c.source for c in nb.cells if nbgrader(c).get("solution")}
 
 
 def filled(release_nb, given: dict[str, str]) -> nbformat.NotebookNode:
     """A copy of the release notebook with the given answer cells filled in, as a student would."""
     nb = nbformat.from_dict(release_nb)
     for cell in nb.cells:
-        if nbgrader(cell).get("grade_id") in given:
-            cell.source = given[nbgrader(cell)["grade_id"]]
+        if grade_id(cell) in given:
+            cell.source = given[grade_id(cell)]
     return nb
 
 

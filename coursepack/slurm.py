@@ -14,12 +14,17 @@ import argparse
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+from coursepack.kernel import DEFAULT_VENV
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "slurm" / "run_notebook.sbatch.in"
-DEFAULT_VENV = "~/.venvs/comp3547"
+DEFAULTS = {"partition": "ug-gpu-small", "gpus": 1, "time": "01:00:00", "cpus": 4, "mem": "16G",
+            "output_dir": Path("slurm-out"), "venv": DEFAULT_VENV}  # (DEFAULT_VENV: make kernel's)
 
 # SLURM's --time forms: MIN, MIN:SEC, H:MIN:SEC, D-H, D-H:MIN, D-H:MIN:SEC.
 TIME_FORMS = (
@@ -54,9 +59,9 @@ def check_time(value: str) -> str:
     raise ValueError(f"--time {value!r}: expected SLURM's time format, {TIME_HELP}")
 
 
-def render(notebook: Path, partition: str = "ug-gpu-small", gpus: int = 1, time: str = "01:00:00",
-           cpus: int = 4, mem: str = "16G", output_dir: Path = Path("slurm-out"), venv: str = DEFAULT_VENV,
-           job_name: str | None = None) -> str:
+def render(notebook: Path, partition: str = DEFAULTS["partition"], gpus: int = DEFAULTS["gpus"],
+           time: str = DEFAULTS["time"], cpus: int = DEFAULTS["cpus"], mem: str = DEFAULTS["mem"],
+           output_dir: Path = DEFAULTS["output_dir"], venv: str = DEFAULT_VENV, job_name: str | None = None) -> str:
     """The sbatch script for `notebook`; ValueError (saying which argument and why) for a bad argument."""
     notebook, output_dir = Path(notebook).absolute(), Path(output_dir).absolute()
     venv_path = Path(os.path.expanduser(venv)).absolute()
@@ -98,17 +103,21 @@ def whole_number(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursepack.slurm", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook", type=Path, help="the .ipynb to execute")
-    parser.add_argument("--partition", default="ug-gpu-small", help="SLURM partition (default ug-gpu-small)")
-    parser.add_argument("--gpus", type=whole_number, default=1, help="GPUs for the job (default 1)")
-    parser.add_argument("--time", default="01:00:00", help=f"time limit: {TIME_HELP} (default 01:00:00)")
-    parser.add_argument("--cpus", type=whole_number, default=4, help="CPU cores (default 4)")
-    parser.add_argument("--mem", default="16G", help="memory (default 16G)")
+    parser.add_argument("--partition", default=DEFAULTS["partition"], help="SLURM partition (default %(default)s)")
+    parser.add_argument("--gpus", type=whole_number, default=DEFAULTS["gpus"], help="GPUs (default %(default)s)")
+    parser.add_argument("--time", default=DEFAULTS["time"], help=f"time limit: {TIME_HELP} (default %(default)s)")
+    parser.add_argument("--cpus", type=whole_number, default=DEFAULTS["cpus"], help="CPU cores (default %(default)s)")
+    parser.add_argument("--mem", default=DEFAULTS["mem"], help="memory (default %(default)s)")
     parser.add_argument("--job-name", help="job name (default: the notebook's name, spaces as _)")
-    parser.add_argument("--output-dir", type=Path, default=Path("slurm-out"),
-                        help="where the executed notebook and the log go (default slurm-out)")
-    parser.add_argument("--venv", default=DEFAULT_VENV, help=f"environment from `make kernel` (default {DEFAULT_VENV})")
+    parser.add_argument("--output-dir", type=Path, default=DEFAULTS["output_dir"],
+                        help="where the executed notebook and the log go (default %(default)s)")
+    parser.add_argument("--venv", default=DEFAULT_VENV, help="environment from `make kernel` (default %(default)s)")
     parser.add_argument("--script", type=Path, help="write the script here (default: print it)")
+    parser.add_argument("--write", action="store_true", help="write it to OUTPUT_DIR/NOTEBOOK.sbatch")
+    parser.add_argument("--submit", action="store_true", help="write it and submit it with sbatch")
     args = parser.parse_args(argv)
+    if (args.write or args.submit) and args.script is None:
+        args.script = args.output_dir / f"{args.notebook.stem}.sbatch"
     try:
         script = render(args.notebook, partition=args.partition, gpus=args.gpus, time=args.time, cpus=args.cpus,
                         mem=args.mem, output_dir=args.output_dir, venv=args.venv, job_name=args.job_name)
@@ -121,8 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     args.script.parent.mkdir(parents=True, exist_ok=True)
     args.script.write_text(script)
-    print(f"wrote {args.script}; submit it with: sbatch {shlex.quote(str(args.script))}")
-    return 0
+    if not args.submit:
+        print(f"wrote {args.script}; submit it with: sbatch {shlex.quote(str(args.script))}")
+        return 0
+    if shutil.which("sbatch") is None:
+        print("sbatch not found: submit from the cluster's login node", file=sys.stderr)
+        return 1
+    return subprocess.run(["sbatch", str(args.script)]).returncode
 
 
 if __name__ == "__main__":

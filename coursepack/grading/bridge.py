@@ -1116,6 +1116,15 @@ def _fill(template, tensors):
 # the kernel's side
 
 
+def warm_up(modules: list[str]) -> None:
+    """Import what the course's notebooks import (run in the kernel before the notebook's clock starts)."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - what cannot be imported is the notebook's business
+            pass
+
+
 def serve_kernel(path: str, namespace: dict | None = None) -> None:
     """Connect to the harness listening at `path` and do what it asks until it ends the session.
 

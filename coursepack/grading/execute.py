@@ -34,14 +34,11 @@ from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, Execute
 from traitlets import Instance, Integer, default
 
-from coursepack.grading.harness import CellVerdict, HarnessProcess, HarnessSettings, serve_command
+from coursepack.grading.harness import CellVerdict, HarnessProcess, HarnessSettings, serve_command, warm_up_command
 from coursepack.grading.problems import Kind, Problem
 from coursepack.grading.sandbox import Sandbox, SandboxKernelManager
 from coursepack.grading.verdicts import verdict_outputs
-
-
-def grade_id(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+from coursepack.notebooks import grade_id
 
 
 def is_test_cell(cell) -> bool:
@@ -156,11 +153,9 @@ class SandboxedExecute(Execute):
 
     def _warm_up(self, index: int) -> None:
         """Before the clock starts: the kernel imports the course's modules, the harness gets ready."""
-        imports = "\n".join(f"try:\n    __import__({name!r})\nexcept Exception:\n    pass"
-                            for name in self.sandbox.preload)
         self._serve_timeout = float(self.startup_timeout)
         try:
-            self._run_in_kernel(new_code_cell(imports), {}, index, store_history=False)
+            self._run_in_kernel(new_code_cell(warm_up_command(self.sandbox.preload)), {}, index, store_history=False)
         finally:
             self._serve_timeout = None
             if self._harness is not None:

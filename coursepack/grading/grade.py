@@ -9,13 +9,12 @@ the gradebook always holds the whole class.
 from __future__ import annotations
 
 import ast
-import logging
 import shutil
 import time
 from pathlib import Path
 
 import nbformat
-from traitlets import log as traitlets_log
+from nbgrader import utils
 
 from coursepack.grading import gradebooks
 from coursepack.grading.course import course_directory, source_notebook
@@ -41,20 +40,13 @@ def grade_student(course: Path, config, assignment: str, student: str, notebook_
     submitted = str(staging_root.relative_to(course)) if staging_root.is_relative_to(course) else str(staging_root)
     for name in staged.gradable:
         start = time.monotonic()
-        errors = _ErrorLog()
-        logger = traitlets_log.get_logger()  # where nbgrader's converters log
-        logger.addHandler(errors)
-        try:
-            converter = SafeAutograde(coursedir=course_directory(
-                config, assignment_id=assignment, student_id=student, notebook_id=name, db_url=db_url,
-                submitted_directory=submitted), config=config, force=True)
-            converter.start()
-            results[name].problems += converter.reports.get((student, name), {}).get("problems", [])
-        except Exception as error:  # noqa: BLE001 - nbgrader's own failure costs this notebook only
-            detail = errors.messages[-1] if errors.messages else f"{type(error).__name__}: {error}"
-            results[name].problems.append(Problem(Kind.NBGRADER, f"nbgrader could not grade it: {detail[:300]}"))
-        finally:
-            logger.removeHandler(errors)
+        converter = SafeAutograde(coursedir=course_directory(
+            config, assignment_id=assignment, student_id=student, notebook_id=name, db_url=db_url,
+            submitted_directory=submitted), config=config, force=True)
+        outcome = utils.capture_log(converter)  # nbgrader's own: runs start() and keeps its log
+        results[name].problems += converter.reports.get((student, name), {}).get("problems", [])
+        if not outcome["success"]:  # nbgrader's own failure costs this notebook only
+            results[name].problems.append(Problem(Kind.NBGRADER, f"nbgrader could not grade it: {_cause(outcome)}"))
         results[name].seconds = time.monotonic() - start
     with Gradebook(db_url, coursedir.course_id) as gradebook:
         for name, result in results.items():
@@ -66,17 +58,13 @@ def grade_student(course: Path, config, assignment: str, student: str, notebook_
     return list(results.values())
 
 
-class _ErrorLog(logging.Handler):
-    """nbgrader's own error messages while it grades one notebook (the last is the useful one)."""
-
-    def __init__(self):
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record):
-        message = record.getMessage().strip()
-        if message and not message.startswith("There was an error processing") and "Please see" not in message:
-            self.messages.append(message.splitlines()[-1])
+def _cause(outcome: dict) -> str:
+    """The most useful line of a failed nbgrader run: its last own error, else the exception."""
+    errors = [line.removeprefix("[ERROR]").strip() for line in outcome.get("log", "").splitlines()
+              if line.startswith("[ERROR]") and "There was an error processing" not in line
+              and "Please see" not in line]
+    last = errors[-1] if errors else outcome.get("error", "").strip().splitlines()[-1:] or ["unknown error"]
+    return (last if isinstance(last, str) else last[0])[:300]
 
 
 def preload_modules(source_folder: Path) -> list[str]:

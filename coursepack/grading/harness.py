@@ -30,7 +30,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import nbformat
 from traitlets import Float, Integer
@@ -57,12 +56,17 @@ class HarnessSettings(Configurable):
                              "the session").tag(config=True)
 
 
-SERVE = "__import__('coursepack.grading.bridge', fromlist=['serve_kernel']).serve_kernel({path!r})"
+KERNEL_SIDE = "__import__('coursepack.grading.bridge', fromlist=['bridge'])"
 
 
 def serve_command(path: str) -> str:
     """The code the kernel runs (silently, without history) to serve one session at `path`."""
-    return SERVE.format(path=path)
+    return f"{KERNEL_SIDE}.serve_kernel({path!r})"
+
+
+def warm_up_command(modules: list[str]) -> str:
+    """The code the kernel runs (silently) to import the course's modules before the clock starts."""
+    return f"{KERNEL_SIDE}.warm_up({list(modules)!r})"
 
 
 @dataclass(frozen=True)
@@ -131,11 +135,11 @@ class NotebookTests:
                 continue
             meta = notebooks.nbgrader(cell)
             if notebooks.is_test(cell):
-                tests[meta["grade_id"]] = cell.source
+                tests[notebooks.grade_id(cell)] = cell.source
             elif meta.get("solution"):
                 continue
             elif meta.get("locked"):
-                prelude.append((f"helper cell {meta.get('grade_id')}", cell.source))
+                prelude.append((f"helper cell {notebooks.grade_id(cell)}", cell.source))
             elif imports := _imports_only(cell.source):
                 prelude.append((f"imports of cell {index}", imports))
         return cls(prelude, tests, notebooks.defined_names(nb))

@@ -40,7 +40,7 @@ class Staged:
 
 
 def _grade_ids(nb) -> set[str]:
-    return {notebooks.nbgrader(c)["grade_id"] for c in nb.cells if "grade_id" in notebooks.nbgrader(c)}
+    return {gid for c in nb.cells if (gid := notebooks.grade_id(c)) is not None}
 
 
 def _kind_of(mode: int) -> str:

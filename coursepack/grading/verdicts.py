@@ -13,6 +13,7 @@ from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.preprocessors import SaveAutoGrades
 
+from coursepack import notebooks
 from coursepack.grading.harness import CellVerdict
 
 PASSED = "All of this cell's tests passed.\n"
@@ -32,7 +33,7 @@ class SaveVerdicts(SaveAutoGrades):
     def _add_score(self, cell, resources) -> None:
         if cell.cell_type != "code" or utils.is_solution(cell):
             return super()._add_score(cell, resources)  # written answers: nbgrader's own rules
-        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        grade_id = notebooks.grade_id(cell)
         grade = self.gradebook.find_grade(grade_id, self.notebook_id, self.assignment_id, self.student_id)
         verdict = resources.get("coursepack", {}).get("verdicts", {}).get(grade_id)
         passed = verdict is not None and verdict.passed
