@@ -24,6 +24,7 @@ SUITE_MARKERS = {
     "test_grading_parallel": ["grading"],
     "test_grading_sandbox": ["grading"],
     "test_sandbox_isolation": ["grading"],
+    "test_grading_unprivileged": ["grading", "root"],
     "test_grading_postgres": ["grading", "postgres"],
     "test_exchange": ["exchange", "root"],
     "test_lab_server": ["lab"],
@@ -150,7 +151,7 @@ def hostile_class(tmp_path_factory, listener):
                                      "--workers=2", "--quiet"], cwd=course, env=terminal_env(course),
                                     capture_output=True, text=True)
             seconds = time.monotonic() - started
-            survivors = [pid for pid in os.listdir("/proc") if pid.isdigit() and _marked(pid, b"SURVIVOR_MARK")]
+            survivors = [pid for pid in os.listdir("/proc") if pid.isdigit() and marked(pid, b"SURVIVOR_MARK")]
             done.write_text(json.dumps({"port": port, "code": graded.returncode, "seconds": seconds,
                                         "stdout": graded.stdout, "stderr": graded.stderr[-5000:],
                                         "survivors": survivors}))
@@ -160,7 +161,8 @@ def hostile_class(tmp_path_factory, listener):
             saved["survivors"], saved["stdout"] + saved["stderr"])
 
 
-def _marked(pid: str, mark: bytes) -> bool:
+def marked(pid: str, mark: bytes) -> bool:
+    """Whether process `pid`'s command line holds `mark` (how a test finds the processes it started)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             return mark in cmdline.read()

@@ -1,84 +1,18 @@
 """The sandbox states what it guarantees, and grades an honest notebook alike at every level it offers.
 
 Kernels are started as the grader starts them (SandboxKernelManager, as nbclient uses it) and
-run real code; `running` is shared with test_sandbox_isolation.py, which attacks them.
+run real code (sandboxing.py: `running`, shared with test_sandbox_isolation.py, which attacks them).
 """
 import asyncio
-import contextlib
 import errno
 import json
 import os
-import shutil
 
 import pytest
+from sandboxing import HONEST, HONEST_OUTPUT, LEVELS, ROOT, SMALL, handed_in, running
 
 from coursepack.grading import cgroups
 from coursepack.grading.sandbox import MiB, Sandbox, SandboxKernelManager, isolation
-
-ROOT = os.geteuid() == 0
-needs_bwrap = pytest.mark.skipif(not shutil.which("bwrap"), reason="needs bwrap (apt-get install bubblewrap)")
-LEVELS = {"bubblewrap", "root", "user-namespaces", "limits-only"}
-SMALL = ["IPython", "ipykernel.kernelapp"]  # a zygote that imports no torch: starts in a second
-
-# What an honest student does: plots, torch, a progress bar, a file handed in next to the notebook.
-HONEST = """
-import os, matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt, torch
-from tqdm import tqdm
-total = sum(i for i in tqdm(range(5)))
-fig, ax = plt.subplots()
-ax.plot([1, 2, 3])
-fig.savefig("plot.png")
-print(open("data.csv").read().strip(), total, os.path.getsize("plot.png") > 1000)
-print(torch.arange(6.0).reshape(2, 3).sum(0), torch.get_num_threads() >= 1)
-"""
-HONEST_OUTPUT = "a,b\n1,2 10 True\ntensor([3., 5., 7.]) True\n"
-
-
-@contextlib.contextmanager
-def running(sandbox: Sandbox, cwd=None):
-    """A sandboxed kernel, started and shut down as the grader does: yields (manager, run), run(code) -> stdout."""
-    loop = asyncio.new_event_loop()
-    manager = SandboxKernelManager(kernel_name="python3", sandbox=sandbox)
-    loop.run_until_complete(manager.start_kernel(cwd=None if cwd is None else str(cwd)))
-    client = manager.blocking_client()
-    client.start_channels()
-
-    def run(code: str, timeout: float = 60, wait: bool = True) -> str:
-        if not wait:  # for code that ends its kernel: there will be no reply
-            client.execute(code)
-            return ""
-        seen = []
-
-        def keep(message):
-            content = message["content"]
-            if message["msg_type"] == "stream" and content["name"] == "stdout":
-                seen.append(content["text"])
-            elif message["msg_type"] == "error":
-                seen.append(f"{content['ename']}: {content['evalue']}\n")
-        client.execute_interactive(code, timeout=timeout, output_hook=keep)
-        return "".join(seen)
-
-    try:
-        client.wait_for_ready(timeout=60)
-        yield manager, run
-    finally:
-        client.stop_channels()
-        loop.run_until_complete(manager.shutdown_kernel(now=True))
-        loop.close()
-
-
-def alive(manager) -> bool:
-    return asyncio.run(manager.is_alive())
-
-
-def handed_in(folder):
-    """A submission's folder: the notebook (never copied into the sandbox) and a data file beside it."""
-    folder.mkdir(exist_ok=True)
-    (folder / "data.csv").write_text("a,b\n1,2\n")
-    (folder / "answers.ipynb").write_text("{}")
-    return folder
 
 
 def test_isolation_is_a_statement_of_guarantees():

@@ -14,19 +14,17 @@
 import contextlib
 import json
 import os
-import pwd
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from test_grading_sandbox import HONEST_OUTPUT, SMALL, alive, handed_in, needs_bwrap, running
+from accounts import account_env, make_account, needs_account, remove_account, run_as
+from sandboxing import HONEST_OUTPUT, SMALL, alive, handed_in, needs_bwrap, running
 
 from coursepack.grading import cgroups
 from coursepack.grading.sandbox import MiB, Sandbox, isolation
@@ -207,17 +205,12 @@ def test_a_grader_that_dies_takes_its_zygote_and_kernels_along(tmp_path, traits)
 
 # -- an ordinary account -----------------------------------------------------------------------
 
-STUDENT_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
-SITE_PACKAGES = sysconfig.get_paths()["purelib"]
-REPOSITORY = Path(__file__).resolve().parent.parent
-READABLE = all(p.stat().st_mode & 0o005 == 0o005 for p in [Path(SITE_PACKAGES), *Path(SITE_PACKAGES).parents,
-                                                              REPOSITORY / "coursepack"])
 # Run as the ordinary account: the isolation it gets, an honest notebook, the re-forker, a neighbour.
 AS_ACCOUNT = """
 import json, os, sys, tempfile
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_grading_sandbox import HONEST, SMALL, running, handed_in
+from sandboxing import HONEST, SMALL, running, handed_in
 from test_sandbox_isolation import kernels_cannot_reach_each_other, reforker_dies_with_its_kernel
 from coursepack.grading.sandbox import Sandbox, isolation
 traits = json.loads(sys.argv[1])
@@ -238,33 +231,23 @@ print(json.dumps({{"level": stated.level, "namespaces": stated.namespaces, "lack
 @pytest.fixture(scope="module")
 def account():
     """A throwaway ordinary account (no root, no cgroup), removed afterwards with its scratch folder."""
-    name = f"cpx{uuid.uuid4().hex[:6]}"
-    subprocess.run(["useradd", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                   check=True, capture_output=True)
-    uid = pwd.getpwnam(name).pw_uid
+    name = make_account()
     try:
         yield name
     finally:
-        subprocess.run(["userdel", name], capture_output=True)
-        shutil.rmtree(f"/tmp/coursepack-grading-{uid}", ignore_errors=True)
+        remove_account(name)
 
 
 def as_account(name: str, traits: dict) -> dict:
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([SITE_PACKAGES, str(REPOSITORY)])}
     script = AS_ACCOUNT.format(tests=str(Path(__file__).parent))
-    result = subprocess.run(["setpriv", f"--reuid={name}", f"--regid={name}", "--init-groups", str(STUDENT_PYTHON),
-                             "-c", script, json.dumps(traits)], env=env, cwd="/", capture_output=True, text=True,
-                            timeout=120)
+    result = run_as(name, ["-c", script, json.dumps(traits)], env=account_env(MPLBACKEND="Agg", OMP_NUM_THREADS="1"),
+                    cwd="/", timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
 
 
 @pytest.mark.root
-@pytest.mark.skipif(not ROOT or not shutil.which("useradd"),
-                    reason="needs root and useradd (passwd) to make the account")
-@pytest.mark.skipif(not STUDENT_PYTHON.exists() or not READABLE,
-                    reason=f"needs {STUDENT_PYTHON} (python3.11) and this venv readable by other accounts")
+@needs_account
 @pytest.mark.parametrize("traits, level, namespaces", [
     pytest.param({}, "user-namespaces", True, marks=needs_bwrap, id="bubblewrap"),
     pytest.param({"use_bwrap": False}, "limits-only", True, id="user-namespaces"),
