@@ -11,15 +11,12 @@ from __future__ import annotations
 import ast
 import os
 import re
-import tempfile
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
 
 from coursepack import notebooks
-from coursepack.grading.harness import NotebookTests, TestHarness, accept_one, listening, serve_command
+from coursepack.grading.harness import NotebookTests, TestHarness, run_with_client
 
 
 @dataclass(frozen=True)
@@ -64,16 +61,7 @@ class Kernel:
 
     def test(self, harness: TestHarness, grade_id: str, timeout: float = 120) -> str | None:
         """Run test cell `grade_id` in the harness against this kernel: None if it passes, else why not."""
-        deadline = time.monotonic() + timeout
-        with tempfile.TemporaryDirectory(prefix="bridge-") as folder:
-            path = str(Path(folder) / "bridge.sock")
-            with listening(path) as server:
-                msg_id = self.client.execute(serve_command(path), silent=True, store_history=False)
-                verdict = harness.run_over(grade_id, lambda: accept_one(server, deadline), deadline)
-            while True:  # the kernel's serve cell ends when the harness closes the session
-                reply = self.client.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    break
+        verdict = run_with_client(harness, self.client, grade_id, timeout)
         return None if verdict.passed else f"{verdict.error}: {verdict.message}"
 
     def close(self):

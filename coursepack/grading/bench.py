@@ -9,6 +9,11 @@ stock nbgrader (one process, all students) and by `make autograde` (python -m co
 autograde), each as a fresh process so start-up counts for both. Prints wall time, per-notebook cost
 and the speed-up, and checks that every cell's score is identical. Timings on a shared machine are noisy:
 the load average before and after is printed with them.
+
+Then what the process boundary costs: every reference notebook runs once in a plain kernel, and
+each of its test cells runs twice in that kernel's state, natively (as stock nbgrader runs it) and
+through the harness and the bridge (as `make autograde` runs it); the table gives both times per
+notebook.
 """
 from __future__ import annotations
 
@@ -39,6 +44,58 @@ def cell_scores(course: Path, assignment: str) -> dict:
         return {(s.student.id, nb.name, g.name): g.auto_score
                 for s in gradebook.find_assignment(assignment).submissions
                 for nb in s.notebooks for g in nb.grades if g.cell_type == "code"}
+
+
+def boundary_cost(path: Path) -> tuple[float, float, int]:
+    """(seconds natively, seconds through the harness, test cells) for a reference notebook's tests."""
+    import importlib
+
+    from jupyter_client.manager import start_new_kernel
+
+    from coursepack.grading.grade import preload_modules
+    from coursepack.grading.harness import NotebookTests, TestHarness, run_with_client, warm_up_command
+
+    nb = notebooks.read(path)
+    harness = TestHarness(NotebookTests.from_notebook(nb))
+    env = dict(os.environ, NBGRADER_EXECUTION="autograde", MPLBACKEND="Agg")
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(path.parent), env=env,
+                                       stderr=subprocess.DEVNULL)  # (its "running over TCP" warning)
+    modules = preload_modules(path.parent)  # both sides warm, as the grader's zygote and worker are
+    client.execute_interactive(warm_up_command(modules), timeout=600, output_hook=lambda message: None)
+    for name in modules:
+        importlib.import_module(name)
+    native = bridged = 0.0
+    cells = 0
+    try:
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            start = time.monotonic()
+            reply = client.execute_interactive(cell.source, timeout=600, output_hook=lambda message: None)
+            if not notebooks.is_test(cell):
+                continue
+            native += time.monotonic() - start
+            start = time.monotonic()
+            verdict = run_with_client(harness, client, notebooks.grade_id(cell), timeout=600)
+            bridged += time.monotonic() - start
+            cells += 1
+            if reply["content"]["status"] != "ok" or not verdict.passed:
+                raise RuntimeError(f"{path.name}: {notebooks.grade_id(cell)} fails on the reference answers")
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    return native, bridged, cells
+
+
+def print_boundary_cost(paths: list[Path]) -> None:
+    print(f"\n{'process boundary':28} {'test cells':>10} {'native s':>9} {'harness s':>10} {'cost s':>7}")
+    totals = [0.0, 0.0, 0]
+    for path in paths:
+        native, bridged, cells = boundary_cost(path)
+        totals = [totals[0] + native, totals[1] + bridged, totals[2] + cells]
+        print(f"{path.stem:28} {cells:10} {native:9.2f} {bridged:10.2f} {bridged - native:+7.2f}")
+    print(f"{'per notebook (mean)':28} {totals[2] / len(paths):10.1f} {totals[0] / len(paths):9.2f} "
+          f"{totals[1] / len(paths):10.2f} {(totals[1] - totals[0]) / len(paths):+7.2f}")
 
 
 def main(argv=None) -> int:
@@ -87,7 +144,10 @@ def main(argv=None) -> int:
                  + "; ".join(f"{k}: stock {expected.get(k)} ours {got.get(k)}" for k in differences[:5])))
         if differences:
             print(ours[1].stdout[-4000:])
-        return 1 if differences else 0
+            return 1
+        print_boundary_cost(sorted(source.glob("*.ipynb")))
+        print(f"reproduce: make bench-grading{' STUDENTS=' + str(args.students) if args.students != 6 else ''}")
+        return 0
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

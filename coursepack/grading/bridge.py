@@ -55,6 +55,9 @@ from typing import Any
 import torch
 
 MiB = 2**20
+# sys.getrefcount of a shared tensor that only this endpoint still holds, seen from `_changes`: its
+# Shared entry, the loop's variable and the call's own argument (and, for this side's own, `_exports`).
+UNHELD_MIRROR, UNHELD_MINE = 3, 4
 HEADER = struct.Struct(">II")  # JSON length, number of blobs
 BLOB = struct.Struct(">Q")
 MAX_DEPTH = 64
@@ -238,13 +241,24 @@ def _tensor_from(dtype, shape, blob: bytes) -> torch.Tensor:
     return torch.frombuffer(bytearray(blob), dtype=kind).reshape(shape)
 
 
+def _bytes_view(t: torch.Tensor) -> torch.Tensor:
+    """`t`'s bytes as a 1-D uint8 tensor: a view when `t` is a dense CPU tensor (no copy), else a copy."""
+    try:
+        flat = t.detach().reshape(-1)
+        if t.device.type == "cpu" and (not flat.numel() or flat.stride(0) == 1) and flat.data_ptr() == t.data_ptr():
+            return flat.view(torch.uint8)
+    except RuntimeError:  # a tensor inside a torch.func transform has no storage of its own
+        pass
+    return _flat(t).view(torch.uint8)
+
+
 def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     """Bit-for-bit equal (NaN equals NaN): has a tensor changed since it was last sent?"""
     if a is None or b is None:
         return a is b
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
-    return torch.equal(_flat(a).view(torch.uint8), _flat(b).view(torch.uint8))
+    return torch.equal(_bytes_view(a), _bytes_view(b))
 
 
 @dataclass
@@ -254,11 +268,21 @@ class Seen:
     data: torch.Tensor
     requires_grad: bool
     grad: torch.Tensor | None
+    versions: tuple = ()  # (the tensor's version counter, its .grad's identity and version)
 
     @classmethod
     def of(cls, t: torch.Tensor) -> Seen:
         grad = t.grad if t.is_leaf and t.grad is not None else None
-        return cls(_plain(t), t.requires_grad, None if grad is None else _plain(grad))
+        return cls(_plain(t), t.requires_grad, None if grad is None else _plain(grad), _versions(t))
+
+
+def _versions(t: torch.Tensor) -> tuple:
+    """What in-place operations change: the version counters of `t` and of its .grad (and which .grad)."""
+    try:
+        grad = t.grad if t.is_leaf else None
+        return t._version, id(grad), None if grad is None else grad._version
+    except RuntimeError:  # an inference tensor has no version counter: never taken as unchanged
+        return (object(),)
 
 
 @dataclass
@@ -760,6 +784,10 @@ class Endpoint:
             t = entry.tensor
             if not mine and t.grad_fn is not None:
                 continue  # a graph mirror changes only through its owner
+            if sys.getrefcount(t) <= (UNHELD_MINE if mine else UNHELD_MIRROR) and _versions(t) == entry.seen.versions:
+                # Held by nothing but this endpoint's tables, and no in-place operation since it was last
+                # seen: unchanged (`.data` writes, which the version counter does not see, need a holder).
+                continue
             seen = entry.seen
             grad = t.grad if t.is_leaf else None
             data_same, grad_same = _same(t.detach(), seen.data), _same(grad, seen.grad)

@@ -86,4 +86,6 @@ def preload_modules(source_folder: Path) -> list[str]:
                     modules.update(alias.name for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                     modules.add(node.module)
+    if "torch" in modules:  # torch.optim imports torch._dynamo at its first optimizer: 1-2 s per process
+        modules.add("torch._dynamo")
     return sorted(modules)

@@ -255,6 +255,26 @@ def listening(path: str):
             os.unlink(path)
 
 
+def run_with_client(harness: TestHarness, client, grade_id: str, timeout: float = 120) -> CellVerdict:
+    """Run test `grade_id` in-process against the kernel behind a jupyter_client `client`.
+
+    For a kernel that is not sandboxed (the mutation suite, the benchmark): the kernel serves one
+    session from a silent cell while this process runs the test.
+    """
+    import tempfile
+
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryDirectory(prefix="bridge-") as folder:
+        path = os.path.join(folder, "bridge.sock")
+        with listening(path) as server:
+            msg_id = client.execute(serve_command(path), silent=True, store_history=False)
+            verdict = harness.run_over(grade_id, lambda: accept_one(server, deadline), deadline)
+        while True:  # the kernel's serve cell ends when the harness closes the session
+            reply = client.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return verdict
+
+
 # ------------------------------------------------------------------------------------------------
 # one harness process per notebook
 
