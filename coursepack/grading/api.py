@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from traitlets import Bool, Integer, Unicode
@@ -65,10 +65,6 @@ class ClassResult:
         return summary_table(self.notebooks)
 
 
-def _isolation_record(isolation) -> dict:
-    return asdict(isolation) if is_dataclass(isolation) else {"level": str(isolation)}
-
-
 def grade_class(course: Path, assignment: str, *, config: Config | None = None, workers: int | None = None,
                 students: str | None = None, db_url: str | None = None, shard: tuple[int, int] | None = None,
                 shard_db: Path | None = None, quiet: bool | None = None) -> ClassResult:
@@ -90,8 +86,7 @@ def grade_class(course: Path, assignment: str, *, config: Config | None = None, 
     from coursepack.grading.sandbox import Sandbox, isolation
 
     sandbox = Sandbox(config=config)
-    result = ClassResult(assignment, isolation=_isolation_record(isolation(sandbox.use_bwrap,
-                                                                          sandbox.user_namespaces)))
+    result = ClassResult(assignment, isolation=asdict(isolation(sandbox.use_bwrap, sandbox.user_namespaces)))
     start = time.monotonic()
     notebooks = expected_notebooks(main_url, course_id, assignment)
     roster = submitters(course, coursedir, assignment, students or grader.student)

@@ -63,8 +63,8 @@ def _cause(outcome: dict) -> str:
     errors = [line.removeprefix("[ERROR]").strip() for line in outcome.get("log", "").splitlines()
               if line.startswith("[ERROR]") and "There was an error processing" not in line
               and "Please see" not in line]
-    last = errors[-1] if errors else outcome.get("error", "").strip().splitlines()[-1:] or ["unknown error"]
-    return (last if isinstance(last, str) else last[0])[:300]
+    errors = errors or outcome.get("error", "").strip().splitlines() or ["unknown error"]
+    return errors[-1][:300]
 
 
 def preload_modules(source_folder: Path) -> list[str]:
