@@ -85,6 +85,26 @@ def test_tensors_keep_dtype_shape_values_and_identity(kernel):
     assert k["keep"](torch.zeros(4, 0)).shape == (4, 0)
 
 
+def test_numpy_values_keep_their_shape(kernel):
+    k = kernel("import numpy as np\ndef scalar():\n    return np.float64(2.5)\ndef zero_d():\n"
+               "    return np.array(3.0)\ndef matrix():\n    return np.arange(6.0).reshape(2, 3).T\n")
+    assert k["scalar"]().shape == () and float(k["scalar"]()) == 2.5
+    assert k["zero_d"]().shape == ()
+    assert k["matrix"]().tolist() == [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
+
+
+def test_data_writes_on_temporaries_travel(kernel):
+    k = kernel("import torch\nclass Net:\n    def __init__(self):\n        self.W = torch.ones(3)\n"
+               "def total(net):\n    return float(net.W.sum())\n"
+               "def zero_its_weights(model):\n    model.weight.data.zero_()\n")
+    net = k["Net"]()
+    net.W.data.zero_()  # on a temporary mirror, unseen by autograd's version counter
+    assert k["total"](net) == 0.0
+    model = torch.nn.Linear(2, 2)
+    k["zero_its_weights"](model)
+    assert float(model.weight.detach().abs().sum()) == 0.0
+
+
 def test_in_place_updates_and_gradients_travel_both_ways(kernel):
     k = kernel("""
         import torch
@@ -150,11 +170,20 @@ def by_functional_jvp(f, x):
     return torch.stack([torch.autograd.functional.jvp(f, x, e)[1] for e in torch.eye(x.numel(), dtype=x.dtype)], 1)
 def by_functional_jacobian(f, x):
     return torch.autograd.functional.jacobian(f, x)
+def by_vectorized_jacobian(f, x):
+    return torch.autograd.functional.jacobian(f, x, vectorize=True)
+def by_batched_grads(f, x):
+    leaf = x.clone().requires_grad_()
+    return torch.autograd.grad(f(leaf), leaf, torch.eye(3, dtype=x.dtype), is_grads_batched=True)[0]
+def by_linearize(f, x):
+    _, jvp = torch.func.linearize(f, x)
+    return torch.stack([jvp(e) for e in torch.eye(x.numel(), dtype=x.dtype)], 1)
 """
 
 
 @pytest.mark.parametrize("how", ["by_jvp", "by_vjp", "by_jacfwd", "by_jacrev", "by_forward_ad", "by_backward",
-                                 "by_functional_jvp", "by_functional_jacobian"])
+                                 "by_functional_jvp", "by_functional_jacobian", "by_vectorized_jacobian",
+                                 "by_batched_grads", "by_linearize"])
 def test_a_handed_over_function_can_be_differentiated_in_every_mode(kernel, how):
     k = kernel(FUNCTIONS)
     weights = torch.randn(3, 2, dtype=torch.float64)
@@ -168,9 +197,12 @@ def test_a_handed_over_function_can_be_differentiated_in_every_mode(kernel, how)
 
 def test_exceptions_keep_their_builtin_type_and_message(kernel):
     k = kernel("def basis(i):\n    raise ValueError(f'i = {i} is out of range')\n"
-               "class Mine(Exception):\n    pass\ndef odd():\n    raise Mine('mine')\n")
+               "class Mine(Exception):\n    pass\ndef odd():\n    raise Mine('mine')\n"
+               "class OutOfRange(ValueError):\n    pass\ndef subclass():\n    raise OutOfRange('out')\n")
     with pytest.raises(ValueError, match="i = 0 is out of range"):
         k["basis"](0)
+    with pytest.raises(ValueError, match="out"):  # a subclass of a builtin error is that error too
+        k["subclass"]()
     with pytest.raises(RemoteError) as raised:
         k["odd"]()
     assert raised.value.type_name == "Mine"
@@ -215,6 +247,55 @@ def test_the_kernel_reaches_only_what_the_policy_shares(kernel):
     model = torch.nn.Linear(2, 2)
     found, training = k["probe"](f, model)
     assert found == ["refused"] * 5 and training is False and not model.training
+
+
+def test_nothing_handed_over_leads_to_code_or_can_be_changed(kernel):
+    k = kernel("""
+        def attempt(action):
+            try:
+                action()
+                return "reached"
+            except (AttributeError, TypeError) as error:
+                return type(error).__mro__[-2].__name__ if False else "refused"
+        def probe(model, loader, f):
+            return {
+                "generator frame": attempt(lambda: model.parameters().gi_frame.f_builtins),
+                "iterator internals": attempt(lambda: iter(loader)._dataset),
+                "item assignment": attempt(lambda: model.__setitem__(0, None)),
+                "in-place operator": attempt(lambda: model.__iadd__(1)),
+                "a method not for students": attempt(lambda: model.register_forward_hook(print)),
+                "apply": attempt(lambda: model.apply(print)),
+                "load_state_dict": attempt(lambda: model.load_state_dict({})),
+                "a function's code": attempt(lambda: f.__code__),
+                "calling what is allowed": attempt(lambda: (model.eval(), list(model.parameters()), len(loader),
+                                                            next(iter(loader)), f(2))),
+            }
+    """)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(4, 2)), batch_size=2)
+    found = k["probe"](model, loader, lambda x: x + 1)
+    assert found.pop("calling what is allowed") == "reached"
+    assert set(found.values()) == {"refused"}, found
+    assert len(model) == 2 and not model._forward_hooks
+
+
+def test_a_remote_object_is_not_read_through_protocols(kernel):
+    k = kernel("class Fake:\n    __array_interface__ = {'data': (8, True), 'shape': (4,), 'typestr': '<f8'}\n"
+               "def square(x):\n    return Fake()\n")
+    import numpy as np
+
+    got = k["square"](3.0)
+    with pytest.raises((TypeError, AssertionError)):  # never an array read from an address it chose
+        np.testing.assert_allclose(got, 9.0)
+
+
+def test_a_session_is_bounded_in_the_data_it_takes(kernel):
+    k = kernel("import torch\ndef big():\n    return torch.zeros(3 * 2**19)\n")  # 6 MiB a call
+    k.endpoint.policy.max_session_bytes = 14 * 2**20
+    k["big"]()
+    k["big"]()
+    with pytest.raises(BridgeError, match="MiB sent in one test"):
+        k["big"]()
 
 
 def test_malformed_and_oversized_messages_end_the_session_cleanly(tmp_path):

@@ -39,6 +39,7 @@ A session starts with empty tables and ends with its test cell: nothing outlives
 from __future__ import annotations
 
 import builtins
+import collections.abc
 import contextlib
 import copy
 import importlib
@@ -49,15 +50,14 @@ import socket
 import struct
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
 
 MiB = 2**20
-# sys.getrefcount of a shared tensor that only this endpoint still holds, seen from `_changes`: its
-# Shared entry, the loop's variable and the call's own argument (and, for this side's own, `_exports`).
-UNHELD_MIRROR, UNHELD_MINE = 3, 4
 HEADER = struct.Struct(">II")  # JSON length, number of blobs
 BLOB = struct.Struct(">Q")
 MAX_DEPTH = 64
@@ -89,18 +89,18 @@ _BUILTIN_ERRORS = {name: getattr(builtins, name) for name in (
     "ArithmeticError", "AssertionError", "AttributeError", "IndexError", "KeyError", "LookupError",
     "NameError", "NotImplementedError", "OverflowError", "RecursionError", "RuntimeError", "StopIteration",
     "TypeError", "UnboundLocalError", "ValueError", "ZeroDivisionError", "MemoryError", "FloatingPointError")}
-_REMOTE_ERRORS: dict[str, type] = {}
+_REMOTE_ERRORS: dict[tuple, type] = {}
 
 
-def remote_error(type_name: str, message: str) -> Exception:
-    if type_name == "Refused":
-        type_name = "AttributeError"
-    base = _BUILTIN_ERRORS.get(type_name)
-    if base is None:
-        return RemoteError(type_name, message)
-    kind = _REMOTE_ERRORS.get(type_name)
+def remote_error(type_name: str, message: str, bases: list | tuple = ()) -> Exception:
+    """The other side's exception: of its own name, and an instance of the first builtin along its MRO."""
+    names = ["AttributeError" if name == "Refused" else str(name) for name in (type_name, *bases)]
+    base = next((_BUILTIN_ERRORS[name] for name in names if name in _BUILTIN_ERRORS), None)
+    key = (type_name, base)
+    kind = _REMOTE_ERRORS.get(key)
     if kind is None:
-        kind = _REMOTE_ERRORS[type_name] = type(type_name, (RemoteError, base), {"__init__": RemoteError.__init__})
+        parents = (RemoteError,) if base is None else (RemoteError, base)
+        kind = _REMOTE_ERRORS[key] = type(type_name, parents, {"__init__": RemoteError.__init__})
     return kind(type_name, message)
 
 
@@ -112,6 +112,7 @@ class Policy:
     """Everything is allowed: the kernel serving the trusted harness."""
 
     max_message_bytes = 1024 * MiB
+    max_session_bytes = 2**62
     trusts_peer = True
 
     def check_attribute(self, obj, name: str) -> None:
@@ -123,26 +124,86 @@ class Policy:
     def check_call(self, obj) -> None:
         pass
 
+    def check_operation(self, obj, name: str) -> None:
+        pass
+
+    def exported(self, value):
+        """What the peer gets a reference to in place of `value`."""
+        return value
+
+
+# What a kernel may call on the grader's objects: the methods the exercises need of models, loaders and
+# optimisers, each of which reads or does what an exercise asks (train/eval, zero_grad, step).
+HARNESS_METHODS = frozenset({
+    "forward", "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children",
+    "modules", "named_modules", "train", "eval", "zero_grad", "step", "to", "cpu", "cuda", "float", "double",
+    "half", "state_dict", "get_submodule", "get_parameter", "get_buffer", "extra_repr",
+    "keys", "values", "items", "get", "index", "count"})
+# Operators a kernel may apply to them: the reading ones (no item assignment, no in-place operator).
+HARNESS_OPERATORS = frozenset({
+    "__getitem__", "__len__", "__contains__", "__bool__", "__round__", "__float__", "__int__", "__index__",
+    "__complex__", "__neg__", "__pos__", "__abs__", "__invert__", "__eq__", "__ne__", "__lt__", "__le__",
+    "__gt__", "__ge__", *(f"__{p}{base}__" for base in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow",
+                                                        "matmul", "and", "or", "xor", "lshift", "rshift")
+                          for p in ("", "r"))})
+# Kinds of object the grader never hands out: each leads to code, frames, modules or the interpreter.
+NEVER_EXPORTED = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType, types.CellType, type,
+                  types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodWrapperType,
+                  types.MethodDescriptorType, types.ClassMethodDescriptorType, types.GetSetDescriptorType,
+                  types.MemberDescriptorType, types.MappingProxyType, types.CoroutineType, types.AsyncGeneratorType,
+                  property, staticmethod, classmethod, BaseException)
+
+
+class _OnlyNext:
+    """An iterator of the grader's, of which a kernel may only take the next item (a generator's
+    public attributes lead to its frame, and from there anywhere)."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._inner)
+
 
 class HarnessPolicy(Policy):
-    """What a student's kernel may do with the objects a test handed over."""
+    """What a student's kernel may do with the objects a test handed over: read them, call the methods
+    the exercises need, iterate; never reach code, frames, modules or builtins, never change them."""
 
     trusts_peer = False
 
-    def __init__(self, max_message_bytes: int = 256 * MiB):
-        self.max_message_bytes = max_message_bytes
+    def __init__(self, max_message_bytes: int = 256 * MiB, max_session_bytes: int = 1024 * MiB):
+        self.max_message_bytes, self.max_session_bytes = max_message_bytes, max_session_bytes
 
     def check_attribute(self, obj, name: str) -> None:
         # Private and dunder attributes lead to code, globals and frames: not the student's business.
-        if not isinstance(name, str) or name.startswith("_"):
+        if not isinstance(name, str) or name.startswith("_") or isinstance(obj, _OnlyNext):
             raise Refused(f"the grader does not share the attribute {name!r} of its {type(obj).__name__}")
 
     def check_setattr(self, obj, name: str) -> None:
         raise Refused(f"the grader's {type(obj).__name__} is read-only: cannot set or delete {name!r}")
 
     def check_call(self, obj) -> None:
-        if not callable(obj):
+        if isinstance(obj, types.MethodType):
+            if obj.__name__ not in HARNESS_METHODS:
+                raise Refused(f"the grader's {type(obj.__self__).__name__}.{obj.__name__}() is not for students")
+        elif isinstance(obj, NEVER_EXPORTED) or isinstance(obj, _OnlyNext) or not callable(obj):
             raise TypeError(f"the grader's {type(obj).__name__} is not callable")
+
+    def check_operation(self, obj, name: str) -> None:
+        if name not in HARNESS_OPERATORS:
+            raise Refused(f"the grader's {type(obj).__name__} is read-only: {name} is not allowed")
+
+    def exported(self, value):
+        if isinstance(value, NEVER_EXPORTED):
+            raise Refused(f"the grader does not hand out its {type(value).__name__} objects")
+        if isinstance(value, types.GeneratorType | collections.abc.Iterator) and not isinstance(value, _OnlyNext):
+            return _OnlyNext(value)
+        return value
 
 
 # ------------------------------------------------------------------------------------------------
@@ -263,26 +324,17 @@ def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
 
 @dataclass
 class Seen:
-    """What the other side holds of a shared tensor, as of the last message."""
+    """What the other side holds of a shared tensor, as of the last message. Changes are found by
+    comparing contents: autograd's version counter does not see writes through `.data`."""
 
     data: torch.Tensor
     requires_grad: bool
     grad: torch.Tensor | None
-    versions: tuple = ()  # (the tensor's version counter, its .grad's identity and version)
 
     @classmethod
     def of(cls, t: torch.Tensor) -> Seen:
         grad = t.grad if t.is_leaf and t.grad is not None else None
-        return cls(_plain(t), t.requires_grad, None if grad is None else _plain(grad), _versions(t))
-
-
-def _versions(t: torch.Tensor) -> tuple:
-    """What in-place operations change: the version counters of `t` and of its .grad (and which .grad)."""
-    try:
-        grad = t.grad if t.is_leaf else None
-        return t._version, id(grad), None if grad is None else grad._version
-    except RuntimeError:  # an inference tensor has no version counter: never taken as unchanged
-        return (object(),)
+        return cls(_plain(t), t.requires_grad, None if grad is None else _plain(grad))
 
 
 @dataclass
@@ -321,6 +373,10 @@ class Remote:
         return object.__getattribute__(self, "_endpoint").request(op, self, *args)
 
     def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__") and not self._endpoint.policy.trusts_peer:
+            # Python and libraries look up protocols this way (numpy's __array_interface__ would read
+            # memory at an address the student chose): the harness asks the student for none of them.
+            raise AttributeError(name)
         return self._ask("getattr", name)
 
     def __setattr__(self, name, value):
@@ -501,7 +557,9 @@ class RemoteCall(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if torch.is_grad_enabled() or torch._C._functorch.is_functorch_wrapped_tensor(grad):
+        functorch = torch._C._functorch
+        if torch.is_grad_enabled() or functorch.is_functorch_wrapped_tensor(grad) or \
+                functorch.is_legacy_batchedtensor(grad):
             grads = [None if j is None else (grad.reshape(-1).to(j.dtype) @ j).reshape(shape)
                      for j, shape in zip(ctx.endpoint._jacobians(ctx.handle), ctx.in_shapes, strict=True)]
         else:
@@ -576,6 +634,8 @@ class Endpoint:
         self._remotes: dict[int, Remote] = {}
         self._graphs: dict[int, _Graph] = {}
         self._last_graph = (0, False)
+        self._received = 0  # bytes of blobs received in this session (bounded by the policy)
+        self._jacobian_cache: dict[int, list] = {}  # (the caller's side of RemoteCall) per graph handle
 
     # -- encoding -----------------------------------------------------------------------------------
     def encode(self, value, blobs: list[bytes], depth: int = 0):
@@ -628,7 +688,7 @@ class Endpoint:
         import numpy as np
 
         if isinstance(value, np.ndarray | np.generic) and value.dtype.kind in "biufc":
-            array = np.ascontiguousarray(value)
+            array = np.asarray(value)  # (ascontiguousarray would make a scalar 1-D; tobytes is C order anyway)
             blobs.append(array.tobytes())
             return {"$ndarray": len(blobs) - 1, "dtype": array.dtype.str, "shape": list(array.shape),
                     "scalar": isinstance(value, np.generic)}
@@ -641,6 +701,7 @@ class Endpoint:
         return oid
 
     def _export(self, value) -> dict:
+        value = self.policy.exported(value)
         oid = self._oid_for(value)
         self._exports[oid] = value
         mro = [f"{k.__module__}:{k.__qualname__}" for k in type(value).__mro__[:8]]
@@ -784,10 +845,6 @@ class Endpoint:
             t = entry.tensor
             if not mine and t.grad_fn is not None:
                 continue  # a graph mirror changes only through its owner
-            if sys.getrefcount(t) <= (UNHELD_MINE if mine else UNHELD_MIRROR) and _versions(t) == entry.seen.versions:
-                # Held by nothing but this endpoint's tables, and no in-place operation since it was last
-                # seen: unchanged (`.data` writes, which the version counter does not see, need a holder).
-                continue
             seen = entry.seen
             grad = t.grad if t.is_leaf else None
             data_same, grad_same = _same(t.detach(), seen.data), _same(grad, seen.grad)
@@ -842,6 +899,10 @@ class Endpoint:
 
     # -- messages -------------------------------------------------------------------------------------
     def _send(self, header: dict, **values) -> None:
+        with _disable_current_modes():  # (a transform's tracing mode must not see the bridge's own work)
+            self._send_now(header, values)
+
+    def _send_now(self, header: dict, values: dict) -> None:
         blobs: list[bytes] = []
         header.update({key: self.encode(value, blobs) for key, value in values.items()})
         header.update(sync=self._changes(blobs), grad=torch.is_grad_enabled(),
@@ -856,7 +917,11 @@ class Endpoint:
 
     def _receive(self) -> tuple[dict, list[bytes]]:
         header, blobs = recv_frame(self.sock, self.policy.max_message_bytes, self.deadline)
-        self._apply_changes(header.get("sync", []), blobs)
+        self._received += sum(map(len, blobs))
+        if self._received > self.policy.max_session_bytes:
+            raise BridgeError(f"more than {self.policy.max_session_bytes // MiB} MiB sent in one test")
+        with _disable_current_modes():
+            self._apply_changes(header.get("sync", []), blobs)
         return header, blobs
 
     def request(self, op: str, *args):
@@ -870,7 +935,8 @@ class Endpoint:
             if kind == "reply":
                 return self.decode(header.get("value"), blobs)
             if kind == "error":
-                raise remote_error(str(header.get("type"))[:100], str(header.get("message"))[:4000])
+                bases = header.get("bases") if type(header.get("bases")) is list else []
+                raise remote_error(str(header.get("type"))[:100], str(header.get("message"))[:4000], bases[:16])
             if kind == "request":
                 self._answer(header, blobs)
                 continue
@@ -932,7 +998,8 @@ class Endpoint:
         except BaseException as error:  # noqa: BLE001 - every failure of the work is the caller's answer
             if self.closed:
                 raise
-            self._send({"kind": "error", "type": type(error).__name__, "message": str(error)[:4000]})
+            self._send({"kind": "error", "type": type(error).__name__, "message": str(error)[:4000],
+                        "bases": [k.__name__ for k in type(error).__mro__[1:16]]})
             if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit: after telling the peer
                 raise
             return
@@ -966,6 +1033,7 @@ class Endpoint:
                 mutable = [*enumerate(call_args), *kwargs.items()]
                 return result, [(key, value) for key, value in mutable if type(value) in (list, dict, set)]
             case "op", [obj, str(name), *rest]:
+                policy.check_operation(obj, name)
                 return _operate(obj, name, rest)
             case "iter", [obj]:
                 return iter(obj)
@@ -1039,24 +1107,29 @@ class Endpoint:
         if record is None:
             raise BridgeError("an unknown graph")
         if record.jacobians is None:
-            out = record.output.reshape(-1)
-            leaves = [leaf for leaf in record.leaves if leaf is not None]
-            rows: list[list[torch.Tensor]] = [[] for _ in leaves]
-            for i in range(out.numel() if out.requires_grad else 0):
-                grads = torch.autograd.grad(out[i], leaves, retain_graph=True, allow_unused=True)
-                for row, leaf, g in zip(rows, leaves, grads, strict=True):
-                    row.append(torch.zeros(leaf.numel(), dtype=out.dtype) if g is None else g.reshape(-1))
-            jacobians = iter([torch.stack(row).to(out.dtype) if row else
-                              torch.zeros(out.numel(), leaf.numel(), dtype=out.dtype)
-                              for row, leaf in zip(rows, leaves, strict=True)])
-            record.jacobians = [None if leaf is None else next(jacobians) for leaf in record.leaves]
+            with torch.enable_grad():  # (the request may come from inside the caller's no_grad)
+                record.jacobians = self._jacobians_of(record)
         return record.jacobians
 
+    @staticmethod
+    def _jacobians_of(record: _Graph) -> list:
+        """One Jacobian (outputs x inputs, flattened) per differentiable argument, by reverse mode, row by row."""
+        out = record.output.reshape(-1)
+        leaves = [leaf for leaf in record.leaves if leaf is not None]
+        rows: list[list[torch.Tensor]] = [[] for _ in leaves]
+        for i in range(out.numel() if out.requires_grad else 0):
+            grads = torch.autograd.grad(out[i], leaves, retain_graph=True, allow_unused=True)
+            for row, leaf, g in zip(rows, leaves, grads, strict=True):
+                row.append(torch.zeros(leaf.numel(), dtype=out.dtype) if g is None else g.reshape(-1))
+        jacobians = iter([torch.stack(row).to(out.dtype) if row else torch.zeros(out.numel(), leaf.numel(),
+                                                                                 dtype=out.dtype)
+                          for row, leaf in zip(rows, leaves, strict=True)])
+        return [None if leaf is None else next(jacobians) for leaf in record.leaves]
+
     def _jacobians(self, handle: int) -> list:
-        cache = self.__dict__.setdefault("_jacobian_cache", {})
-        if handle not in cache:
-            cache[handle] = self.request("jacobians", handle)
-        return cache[handle]
+        if handle not in self._jacobian_cache:
+            self._jacobian_cache[handle] = self.request("jacobians", handle)
+        return self._jacobian_cache[handle]
 
 
 def _operate(obj, name: str, rest: list):

@@ -100,7 +100,7 @@ class SandboxedExecute(Execute):
         self._report = coursepack_resources(resources)
         self._source_path = resources["coursepack_source"]
         settings = self.harness_settings  # started now: it builds its prelude while the kernel starts
-        self._harness = HarnessProcess(self._source_path, settings.max_message_bytes, settings.memory_limit)
+        self._harness = HarnessProcess(self._source_path, settings)
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
         except DeadKernelError as error:  # died while starting or between cells
@@ -202,7 +202,7 @@ class SandboxedExecute(Execute):
         """Run test `gid` in the harness while the kernel serves it one bridge session."""
         settings = self.harness_settings
         if self._harness is None:
-            self._harness = HarnessProcess(self._source_path, settings.max_message_bytes, settings.memory_limit)
+            self._harness = HarnessProcess(self._source_path, settings)
         if self._harness.wait_ready(self.startup_timeout):
             return self._harness_failure(gid, f"the test harness could not start: {self._harness.broken}")
         seconds = max(1.0, min(self.timeout or 1e9, self._deadline - time.monotonic()))

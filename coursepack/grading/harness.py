@@ -48,10 +48,12 @@ from coursepack.grading.bridge import (
 class HarnessSettings(Configurable):
     """The test harness's limits (configurable as `c.HarnessSettings.<name>` in nbgrader_config.py)."""
 
-    memory_limit = Integer(8 * 2**30, help="address space of the harness process (RLIMIT_AS), bytes; 0: none"
+    memory_limit = Integer(4 * 2**30, help="address space of the harness process (RLIMIT_AS), bytes; 0: none"
                            ).tag(config=True)
     max_message_bytes = Integer(256 * 2**20, help="largest message a student's kernel may send it, bytes"
                                 ).tag(config=True)
+    max_session_bytes = Integer(1024 * 2**20, help="data a student's kernel may send it during one test cell, "
+                                                   "bytes").tag(config=True)
     grace = Float(15.0, help="seconds the kernel and the harness get beyond a test's own time limit to finish "
                              "the session").tag(config=True)
 
@@ -160,9 +162,10 @@ class NotebookTests:
 class TestHarness:
     """Runs one notebook's test cells against a student's kernel, one bridge session per cell."""
 
-    def __init__(self, tests: NotebookTests, max_message_bytes: int = 256 * 2**20):
+    def __init__(self, tests: NotebookTests, max_message_bytes: int = 256 * 2**20,
+                 max_session_bytes: int = 1024 * 2**20):
         self.tests = tests
-        self.max_message_bytes = max_message_bytes
+        self.max_message_bytes, self.max_session_bytes = max_message_bytes, max_session_bytes
         self.prelude: dict = {"__name__": "__grader__", "__builtins__": builtins}
         for label, code in tests.prelude:
             exec(compile(code, f"<{label}>", "exec"), self.prelude)  # noqa: S102 - the course's own cells
@@ -201,7 +204,7 @@ class TestHarness:
         except (OSError, BridgeError) as error:
             return CellVerdict(grade_id, False, f"the grader could not reach your notebook's kernel ({error})",
                                "KernelUnreachable")
-        endpoint = Endpoint(sock, HarnessPolicy(self.max_message_bytes), deadline=deadline)
+        endpoint = Endpoint(sock, HarnessPolicy(self.max_message_bytes, self.max_session_bytes), deadline=deadline)
         try:
             return self.run(grade_id, endpoint)
         finally:
@@ -279,12 +282,13 @@ def run_with_client(harness: TestHarness, client, grade_id: str, timeout: float 
 # one harness process per notebook
 
 
-def _child(source_path: str, max_message_bytes: int, memory_limit: int, conn) -> None:
+def _child(source_path: str, limits: dict, conn) -> None:
     """The harness process: build the prelude, then run the cells it is asked for, one at a time."""
-    if memory_limit > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    if limits["memory_limit"] > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (limits["memory_limit"], limits["memory_limit"]))
     try:
-        harness = TestHarness(NotebookTests.from_path(source_path), max_message_bytes)
+        harness = TestHarness(NotebookTests.from_path(source_path), limits["max_message_bytes"],
+                              limits["max_session_bytes"])
         conn.send(("ready", None))
     except Exception as error:  # noqa: BLE001 - reported to the executor, which fails the notebook's tests
         conn.send(("broken", f"{type(error).__name__}: {error}"))
@@ -311,11 +315,12 @@ class HarnessProcess:
     the notebook's clock starts, so the harness's start-up is never a student's time.
     """
 
-    def __init__(self, source_path, max_message_bytes: int = 256 * 2**20, memory_limit: int = 0):
+    def __init__(self, source_path, settings: HarnessSettings):
         context = mp.get_context("fork")
         self._conn, child_conn = context.Pipe()
+        limits = {name: getattr(settings, name) for name in ("memory_limit", "max_message_bytes", "max_session_bytes")}
         self.process = context.Process(target=_child, daemon=True, name="grading-harness",
-                                       args=(str(source_path), max_message_bytes, memory_limit, child_conn))
+                                       args=(str(source_path), limits, child_conn))
         self.process.start()
         child_conn.close()
         self.broken: str | None = None  # None until ready or broken; "" when ready

@@ -6,7 +6,8 @@ markdown as they are, so a submission could carry a `<script>` or `<img onerror=
 `SanitizeSubmission` runs before the autograded notebook is saved:
 
 - code cells keep only outputs that cannot run code: text, PNG and JPEG images (HTML, JavaScript,
-  SVG, markdown, LaTeX and widget outputs are dropped; their text/plain form stays);
+  SVG, markdown, LaTeX and widget outputs are dropped; their text/plain form stays), and of their
+  metadata only an image's whole-number width and height;
 - cells the student could edit (not locked) have their HTML escaped by bleach, except nbconvert's own
   list of safe tags; `<` and `>` inside their maths become `\\lt` and `\\gt` first, so a formula
   such as $a<b$ still renders (and text mistaken for maths is harmless either way); no
@@ -40,6 +41,19 @@ def clean_markdown(source: str, html: SanitizeHTML) -> str:
     return SCRIPT_URL.sub("blocked:", cleaned)
 
 
+def _image_sizes(metadata) -> dict:
+    """An output's metadata reduced to its images' whole-number width and height: templates write
+    them into an <img> tag unquoted, so anything else would be an attribute of the student's choosing."""
+    kept = {}
+    for mimetype in ("image/png", "image/jpeg"):
+        sizes = metadata.get(mimetype) if isinstance(metadata, dict) else None
+        if isinstance(sizes, dict):
+            whole = {k: v for k, v in sizes.items() if k in ("width", "height") and type(v) is int and 0 < v < 10**5}
+            if whole:
+                kept[mimetype] = whole
+    return kept
+
+
 class SanitizeSubmission(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         nb.metadata = {key: nb.metadata[key] for key in ("kernelspec", "language_info") if key in nb.metadata}
@@ -51,7 +65,7 @@ class SanitizeSubmission(NbGraderPreprocessor):
             for output in cell.get("outputs", []):
                 if "data" in output:
                     output.data = {k: v for k, v in output.data.items() if k in SAFE_MIMETYPES}
-                    output.metadata = {k: v for k, v in output.get("metadata", {}).items() if k in SAFE_MIMETYPES}
+                    output.metadata = _image_sizes(output.get("metadata", {}))
         elif cell.cell_type in ("markdown", "raw") and not utils.is_locked(cell):
             cell.source = clean_markdown(cell.source, self._html)
             cell.pop("attachments", None)
