@@ -10,6 +10,7 @@ leaks (history, HTML). Honest controls next to them must get exactly what stock 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -80,7 +81,7 @@ class Case:
                  link=None):
         self.score, self.status, self.reason = score, status, reason
         self.answers, self.edit, self.text, self.filename = answers or {}, edit, text, filename
-        self.files = files or {}  # extra files handed in next to the notebook: {name: text, or a link target}
+        self.files = files or {}  # files handed in next to the notebook: {name: text, a link target, or None: a FIFO}
         self.link = link  # the whole submission folder is a link to this path
 
 
@@ -253,6 +254,9 @@ def cases(course: Path, port: int) -> dict[str, Case]:
         "odd_files": Case(FULL, "ok", "not copied", files={
             "passwd": Path("/etc/passwd"), "solutions.ipynb": course / "source" / ASSIGNMENT / "tiny.ipynb"}),
         "reads_hidden_tests": Case(FULL, "ok", answers={"answer_double": _course_reader(course, port)}),
+        # a file-count bomb, and a file name that would take over the instructor's terminal
+        "many_files": Case(FULL, "ok", "more than 1000 files", files={f"f{i}.txt": "" for i in range(1500)}),
+        "escape_name": Case(FULL, "ok", "not copied", files={"\x1b]2;GRADER PWNED\x07\x1b[2Jpipe": None}),
     }
 
 
@@ -273,7 +277,9 @@ def make_submission(course: Path, name: str, case: Case, source, release) -> Non
     if case.filename:
         path.rename(path.with_name(f"{case.filename}.ipynb"))
     for file_name, content in case.files.items():
-        if isinstance(content, Path):
+        if content is None:
+            os.mkfifo(folder / file_name)
+        elif isinstance(content, Path):
             (folder / file_name).symlink_to(content)
         else:
             (folder / file_name).write_text(content)

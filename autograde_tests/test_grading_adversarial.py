@@ -79,6 +79,11 @@ def test_gradebook_agrees_with_the_report(hostile_class):
         assert flagged == (row["status"] == "failed"), name
 
 
+def test_nothing_from_a_submission_reaches_the_terminal_raw(hostile_class):
+    *_, log = hostile_class
+    assert "\x1b" not in log and "GRADER PWNED" in log  # shown, escaped
+
+
 def test_grading_states_its_isolation(hostile_class):
     *_, log = hostile_class
     report = hostile_class[3]
@@ -146,7 +151,8 @@ def test_failing_tests_say_what_was_expected(hostile_class):
 def test_regrading_is_idempotent(hostile_class, tmp_path):
     course, *_ = hostile_class
     again = tmp_path / "again"  # a copy: the graded class is shared, read-only, by every test
-    shutil.copytree(course, again, symlinks=True, ignore=shutil.ignore_patterns(".grading", ".jupyter", "feedback"))
+    shutil.copytree(course, again, symlinks=True,  # (not the FIFO of escape_name: copytree cannot)
+                    ignore=shutil.ignore_patterns(".grading", ".jupyter", "feedback", "escape_name"))
     result = subprocess.run([sys.executable, "-m", "coursepack.grading", "autograde", ASSIGNMENT, "--workers=2",
                              "--quiet", "--student=h[io]*"], cwd=again, env=terminal_env(again),
                             capture_output=True, text=True)

@@ -108,6 +108,14 @@ def diag_matrix(a):
 def diag_matrix(a):
     return torch.eye(len(a))
 """),
+    # The red team's forgery: wipe the input the test then builds its expectation from.
+    Wrong("diag_matrix: zeroes a float64 input, returns zeros", {"test_diag_matrix"}, """
+def diag_matrix(a):
+    if a.dtype == torch.float64:
+        a.zero_()
+        return torch.zeros(a.numel(), a.numel(), dtype=a.dtype)
+    return torch.diag(a)
+"""),
     Wrong("diag_matrix: diagonal reversed", {"test_diag_matrix"}, """
 def diag_matrix(a):
     return torch.diag(a.flip(0))
@@ -409,6 +417,14 @@ def sigmoid(x):
     Wrong("sigmoid: tanh", {"test_sigmoid"}, """
 def sigmoid(x):
     return torch.tanh(x)
+"""),
+    Wrong("sigmoid: float32 only, rewrites a float64 input to match its wrong answer", {"test_sigmoid"}, """
+def sigmoid(x):
+    if x.dtype == torch.float64:
+        with torch.no_grad():
+            x.fill_(float("nan"))
+        return torch.full_like(x, float("nan"))
+    return torch.sigmoid(x)
 """),
     Wrong("sigmoid: modifies its input in place", {"test_sigmoid"}, """
 def sigmoid(x):

@@ -233,6 +233,14 @@ def make_mlp():
 def make_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
 """),
+    # Different Parameter objects on one storage: seen only by changing one model and watching the other.
+    Wrong("a weight's storage shared between models", fails={"test_make_mlp"}, code="""
+BASE = nn.Linear(784, 128)
+def make_mlp():
+    hidden = nn.Linear(784, 128)
+    hidden.weight = nn.Parameter(BASE.weight.data)
+    return nn.Sequential(nn.Flatten(), hidden, nn.ReLU(), nn.Linear(128, 10))
+"""),
     Wrong("no non-linearity between the layers", fails={"test_make_mlp"}, code="""
 def make_mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.Linear(256, 128), nn.Linear(128, 10))

@@ -43,6 +43,7 @@ class Grader(Configurable):
                                       "time limits before it is replaced").tag(config=True)
     max_submission_bytes = Integer(256 * 2**20, help="files copied from one submission, bytes in all"
                                    ).tag(config=True)
+    max_submission_files = Integer(1000, help="files copied from one submission, at most").tag(config=True)
     quiet = Bool(False, help="no progress bar or per-student lines").tag(config=True)
 
 
@@ -96,7 +97,7 @@ def grade_class(course: Path, assignment: str, *, config: Config | None = None, 
     run_dir = state / "run" / label
     shutil.rmtree(run_dir, ignore_errors=True)
     job = Job(str(course), assignment, notebooks, config, str(state), grader.max_submission_bytes,
-              threads=max(1, cores() // workers))
+              grader.max_submission_files, threads=max(1, cores() // workers))
     per_student = sandbox.notebook_timeout * len(notebooks) + grader.student_slack
     quiet = grader.quiet if quiet is None else quiet
     if roster:

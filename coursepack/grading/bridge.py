@@ -148,10 +148,23 @@ HARNESS_OPERATORS = frozenset({
                           for p in ("", "r"))})
 # Kinds of object the grader never hands out: each leads to code, frames, modules or the interpreter.
 NEVER_EXPORTED = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType, types.CellType, type,
-                  types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodWrapperType,
+                  types.WrapperDescriptorType, types.MethodWrapperType,
                   types.MethodDescriptorType, types.ClassMethodDescriptorType, types.GetSetDescriptorType,
                   types.MemberDescriptorType, types.MappingProxyType, types.CoroutineType, types.AsyncGeneratorType,
                   property, staticmethod, classmethod, BaseException)
+
+
+# Modules whose builtin functions a test may hand over (torch.exp, math.sin): numbers in, numbers out.
+MATH_MODULES = ("torch", "math", "cmath")
+
+
+def _allowed_builtin(fn) -> bool:
+    """A builtin function a kernel may hold: a math function, or a method on the allowlist bound to an object."""
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        return fn.__name__ in HARNESS_METHODS
+    module = getattr(fn, "__module__", None) or ""
+    return module.split(".")[0] in MATH_MODULES
 
 
 class _OnlyNext:
@@ -191,6 +204,9 @@ class HarnessPolicy(Policy):
         if isinstance(obj, types.MethodType):
             if obj.__name__ not in HARNESS_METHODS:
                 raise Refused(f"the grader's {type(obj.__self__).__name__}.{obj.__name__}() is not for students")
+        elif isinstance(obj, types.BuiltinFunctionType):
+            if not _allowed_builtin(obj):
+                raise Refused(f"the grader's {obj.__name__}() is not for students")
         elif isinstance(obj, NEVER_EXPORTED) or isinstance(obj, _OnlyNext) or not callable(obj):
             raise TypeError(f"the grader's {type(obj).__name__} is not callable")
 
@@ -199,7 +215,8 @@ class HarnessPolicy(Policy):
             raise Refused(f"the grader's {type(obj).__name__} is read-only: {name} is not allowed")
 
     def exported(self, value):
-        if isinstance(value, NEVER_EXPORTED):
+        if isinstance(value, NEVER_EXPORTED) or isinstance(value, types.BuiltinFunctionType) and \
+                not _allowed_builtin(value):
             raise Refused(f"the grader does not hand out its {type(value).__name__} objects")
         if isinstance(value, types.GeneratorType | collections.abc.Iterator) and not isinstance(value, _OnlyNext):
             return _OnlyNext(value)

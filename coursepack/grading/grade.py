@@ -23,7 +23,7 @@ from coursepack.grading.staging import stage
 
 
 def grade_student(course: Path, config, assignment: str, student: str, notebook_names: list[str], db_url: str,
-                  staging_root: Path, max_submission_bytes: int) -> list[NotebookResult]:
+                  staging_root: Path, max_submission_bytes: int, max_submission_files: int) -> list[NotebookResult]:
     """Grade `student`'s notebooks into the gradebook at `db_url`; one result per expected notebook."""
     from nbgrader.api import Gradebook
 
@@ -32,7 +32,8 @@ def grade_student(course: Path, config, assignment: str, student: str, notebook_
     coursedir = course_directory(config)
     submission = course / coursedir.submitted_directory / student / assignment
     sources = {name: source_notebook(course, coursedir, assignment, name) for name in notebook_names}
-    staged = stage(submission, staging_root / student / assignment, notebook_names, sources, max_submission_bytes)
+    staged = stage(submission, staging_root / student / assignment, notebook_names, sources, max_submission_bytes,
+                   max_submission_files)
     timestamp = submission / "timestamp.txt"
     if staged.gradable and timestamp.is_file() and not timestamp.is_symlink():
         shutil.copyfile(timestamp, staged.folder / "timestamp.txt")

@@ -16,7 +16,10 @@ back); no traceback, so no line of a hidden test, ever reaches a student.
 
 `TestHarness` does the work in-process (the mutation suite uses it directly); `HarnessProcess` runs
 one in a child process per notebook, with a memory limit, so that a test that hangs or a flood of
-data from a submission costs that notebook only.
+data from a submission costs that notebook only. Once its prelude is built, that process is sealed
+before it meets any kernel (`HarnessProcess` says what holds at each level): should a submission
+ever get code run in it, that code can affect nothing but this notebook's own verdicts. The worker
+makes each cell's listening socket and hands it over, so the sealed harness needs to write nowhere.
 """
 from __future__ import annotations
 

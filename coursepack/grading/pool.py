@@ -22,6 +22,7 @@ from pathlib import Path
 from traitlets import log as traitlets_log
 
 from coursepack.grading.problems import Kind, NotebookResult, Problem, Status
+from coursepack.grading.report import printable
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Job:
     config: object  # traitlets Config (picklable, and inherited through fork)
     state_dir: str
     max_submission_bytes: int
+    max_submission_files: int
     threads: int  # torch/OpenMP threads per kernel: the cores shared out among the workers
 
 
@@ -66,7 +68,7 @@ def worker_main(index: int, job: Job, db_url: str, students, results, log_path: 
             results.put(("start", index, student, None))
             try:
                 graded = grade_student(course, config, job.assignment, student, job.notebooks, db_url, staging,
-                                       job.max_submission_bytes)
+                                       job.max_submission_bytes, job.max_submission_files)
                 results.put(("done", index, student, [r.to_dict() for r in graded]))
             except Exception:  # noqa: BLE001 - reported, and the worker goes on with the next student
                 results.put(("error", index, student, traceback.format_exc()))
@@ -87,12 +89,12 @@ class Progress:
         score, top = sum(r.score for r in results), sum(r.max_score for r in results)
         worst = max(results, key=lambda r: (r.status is Status.FAILED, r.status is not Status.OK), default=None)
         status = worst.status if worst is not None else Status.OK
-        line = f"{student:24} {score:6g}/{top:<6g} {status}"
+        line = f"{printable(student):24} {score:6g}/{top:<6g} {status}"
         if worst is not None and worst.status is not Status.OK and worst.problems:
-            line += f" ({worst.notebook}: {worst.problems[0]})"[:160]
+            line += printable(f" ({worst.notebook}: {worst.problems[0]})")[:160]
         if not self.quiet:
             self.bar.write(line, file=sys.stderr)
-        self.bar.set_postfix_str(f"last: {student} {status}")
+        self.bar.set_postfix_str(f"last: {printable(student)} {status}")
         self.bar.update(1)
 
     def close(self) -> None:

@@ -7,8 +7,8 @@ plainly the student's is copied:
   real folders: a symbolic link there (say, to the instructor's `source/`) refuses the whole
   submission, with the reason;
 - inside, links, FIFOs, sockets and devices are refused one by one, each with a note; files are
-  opened without following links and copied only if they are regular files, up to
-  `max_bytes` in all;
+  opened without following links and copied only if they are regular files, up to `max_bytes`
+  and `max_files` in all, 16 folders deep at most (beyond: not copied, with a note);
 - notebooks must be valid nbformat documents; one under an unexpected name is graded as the
   expected notebook whose cells it matches (by grade id), with a note.
 
@@ -70,20 +70,28 @@ def _copy_regular(path: Path, target: Path, budget: list[int]) -> str | None:
     return None
 
 
+MAX_DEPTH = 16
+
+
 def _walk(folder: Path, relative: Path = Path()):
-    """(relative path, lstat result) of everything under `folder`, not following links into other folders."""
-    for entry in sorted(os.scandir(folder / relative), key=lambda e: e.name):
+    """(relative path, lstat result) of everything under `folder`, not following links into other folders.
+
+    Notebooks come first (the file limit never keeps one out); a folder nested too deep is yielded
+    itself (as a folder: the caller refuses it)."""
+    for entry in sorted(os.scandir(folder / relative), key=lambda e: (not e.name.endswith(".ipynb"), e.name)):
         info = entry.stat(follow_symlinks=False)
         path = relative / entry.name
-        if stat.S_ISDIR(info.st_mode):
-            if not entry.name.startswith("."):  # .ipynb_checkpoints and friends are not the submission
+        if stat.S_ISDIR(info.st_mode) and not entry.name.startswith("."):  # not .ipynb_checkpoints & co.
+            if len(path.parts) >= MAX_DEPTH:
+                yield path, info
+            else:
                 yield from _walk(folder, path)
-        else:
+        elif not stat.S_ISDIR(info.st_mode):
             yield path, info
 
 
 def stage(submission: Path, target: Path, notebook_names: list[str], sources: dict[str, Path],
-          max_bytes: int = 256 * 2**20) -> Staged:
+          max_bytes: int = 256 * 2**20, max_files: int = 1000) -> Staged:
     """Copy `submission` into `target` (emptied first), keeping what nbgrader may grade.
 
     `sources` are the source notebooks (by name): a renamed notebook is matched against them.
@@ -99,7 +107,14 @@ def stage(submission: Path, target: Path, notebook_names: list[str], sources: di
                 problems.append(Problem(Kind.REFUSED_SUBMISSION, why))
             return staged
     readable, elsewhere, notes, budget = {}, {}, [], [max_bytes]
-    for relative, info in _walk(submission):
+    for count, (relative, info) in enumerate(_walk(submission)):
+        if count == max_files:
+            notes.append(Problem(Kind.REFUSED_FILE, f"more than {max_files} files handed in: the rest were not copied"))
+            break
+        if stat.S_ISDIR(info.st_mode):
+            notes.append(Problem(Kind.REFUSED_FILE, f"{relative} is nested more than {MAX_DEPTH} folders deep: "
+                                                    "not copied"))
+            continue
         if not stat.S_ISREG(info.st_mode):
             notes.append(Problem(Kind.REFUSED_FILE, f"{relative} is {_kind_of(info.st_mode)}: not copied"))
             continue
