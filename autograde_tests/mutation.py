@@ -8,7 +8,6 @@ separately in test_nbgrader_pipeline.py.
 """
 from __future__ import annotations
 
-import ast
 import os
 import re
 from dataclasses import dataclass, field
@@ -39,8 +38,7 @@ class Right:
 
 def names_defined(code: str) -> set[str]:
     """Top-level functions and classes a case (re)defines."""
-    tree = ast.parse(code)
-    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+    return set(notebooks.definitions(code))
 
 
 class Kernel:
@@ -104,7 +102,7 @@ class ReferenceNotebook:
         replaced = names_defined(code)
         forget = sorted(set(self.answer_names) | replaced)
         self._run_or_fail(f"for _name in {forget!r}:\n    globals().pop(_name, None)", timeout)
-        defines = [replaced & set(notebooks.DEFINITION.findall(c.source)) if notebooks.is_answer(c) else set()
+        defines = [replaced & set(notebooks.definitions(c.source)) if notebooks.is_answer(c) else set()
                    for c in self.graded]
         if not any(defines):
             self._run_or_fail(code, timeout)
@@ -124,7 +122,7 @@ class ReferenceNotebook:
     def affected(self, replaced: set[str]) -> set[str]:
         """Test cells that mention a replaced name, directly or through the answers they call."""
         bodies = {name: cell.source for cell in self.graded if notebooks.is_answer(cell)
-                  for name in notebooks.DEFINITION.findall(cell.source)}
+                  for name in notebooks.definitions(cell.source)}
         reaches = set(replaced)
         changed = True
         while changed:  # close over "answer X's body mentions a name that reaches a replaced one"

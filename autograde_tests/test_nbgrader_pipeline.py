@@ -35,7 +35,7 @@ def mixed_answers(stem, source_nb, wrong):
     case = one_case(case_modules()[stem].CASES, Wrong if wrong else Right)
     (name,) = names_defined(case.code)
     answers = notebooks.answers(source_nb)
-    cell_id = next(gid for gid, src in answers.items() if name in notebooks.DEFINITION.findall(src))
+    cell_id = next(gid for gid, src in answers.items() if name in notebooks.definitions(src))
     # Keep the rest of that answer cell's definitions: put the case after the reference code.
     answers[cell_id] = answers[cell_id] + "\n\n" + case.code
     return answers, set(case.fails)

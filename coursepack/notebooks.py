@@ -1,6 +1,7 @@
 """Reading, normalising and checking the course's notebooks (nbgrader metadata, outputs, snippets)."""
 from __future__ import annotations
 
+import ast
 import os
 import re
 from pathlib import Path
@@ -17,7 +18,6 @@ SNIPPETS = Path(__file__).resolve().parent / "snippets"
 NBGRADER_KEYS = {"schema_version", "grade", "solution", "locked", "task", "grade_id"}
 HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
-DEFINITION = re.compile(r"^(?:def|class)\s+(\w+)", re.M)
 
 # The one setting behind every "Open in Colab" badge (make sync REPOSITORY=owner/name BRANCH=...).
 REPOSITORY = os.environ.get("COURSEPACK_REPOSITORY", "comp3547/practical1-coursepack")
@@ -56,9 +56,19 @@ def is_test(cell) -> bool:
     return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
 
 
+def definitions(source: str) -> list[str]:
+    """The functions and classes a cell (or a piece of code) defines at its top level: the one place
+    that finds them. Code that does not parse defines nothing."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+
+
 def defined_names(nb) -> list[str]:
     """Functions and classes the student defines in the answer cells, in notebook order."""
-    return [name for cell in nb.cells if is_answer(cell) for name in DEFINITION.findall(cell.source)]
+    return [name for cell in nb.cells if is_answer(cell) for name in definitions(cell.source)]
 
 
 def answers(nb) -> dict[str, str]:
