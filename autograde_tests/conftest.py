@@ -25,6 +25,7 @@ SUITE_MARKERS = {
     "test_grading_sandbox": ["grading"],
     "test_sandbox_isolation": ["grading"],
     "test_grading_unprivileged": ["grading", "root"],
+    "test_harness_seal": ["grading"],
     "test_grading_postgres": ["grading", "postgres"],
     "test_exchange": ["exchange", "root"],
     "test_lab_server": ["lab"],

@@ -158,8 +158,8 @@ class SandboxedExecute(Execute):
             self._run_in_kernel(new_code_cell(warm_up_command(self.sandbox.preload)), {}, index, store_history=False)
         finally:
             self._serve_timeout = None
-            if self._harness is not None:
-                self._harness.wait_ready(self.startup_timeout)
+            if self._harness is not None and not self._harness.wait_ready(self.startup_timeout):
+                self.log.info("test harness sealed: %s", self._harness.sealed)
 
     def _run_in_kernel(self, cell, resources, index, store_history: bool = True) -> None:
         """Execute one cell in the kernel; a dead or stuck kernel stops the notebook."""

@@ -26,13 +26,28 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import ctypes
+import dataclasses
+import errno
+import functools
+import gc
+import json
+import logging
 import multiprocessing as mp
 import os
+import platform
+import re
 import resource
+import select
+import signal
 import socket
+import stat
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import reduction
 
 import nbformat
 from traitlets import Float, Integer
@@ -45,6 +60,38 @@ from coursepack.grading.bridge import (
     Endpoint,
     HarnessPolicy,
     RemoteError,
+)
+from coursepack.grading.sandbox import Sandbox, _ancestors, _python_paths, claim_uid, release_uid
+from coursepack.grading.zygote import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    PR_SET_DUMPABLE,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    SetupError,
+    _check,
+    _close_all_but,
+    _drop_capabilities,
+    _drop_privileges,
+    _libc,
+    _prctl,
+    _unshare,
+    _write,
+    mount,
+    tmpfs,
+    unmount,
 )
 
 
@@ -244,9 +291,9 @@ def accept_one(server: socket.socket, deadline: float) -> socket.socket:
     return sock
 
 
-@contextlib.contextmanager
-def listening(path: str):
-    """A Unix socket listening at `path`, which the (maybe unprivileged) kernel may connect to."""
+def listen(path: str) -> socket.socket:
+    """A Unix socket listening at `path` (replacing what was there), which the (maybe unprivileged)
+    kernel may connect to. The caller closes it and removes `path`."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -254,6 +301,19 @@ def listening(path: str):
         server.bind(path)
         os.chmod(path, 0o666)
         server.listen(1)
+    except BaseException:
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def listening(path: str):
+    """`listen(path)` for the duration of a `with` block."""
+    server = listen(path)
+    try:
         yield server
     finally:
         server.close()
@@ -282,33 +342,312 @@ def run_with_client(harness: TestHarness, client, grade_id: str, timeout: float 
 
 
 # ------------------------------------------------------------------------------------------------
-# one harness process per notebook
+# sealing the harness process (what holds at each level: HarnessProcess)
+
+SYSTEM_FOLDERS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+# pivot_root(2) by number: glibc has no wrapper. Elsewhere the harness gets no namespaces (limits-only).
+PIVOT_ROOT = {"x86_64": 155, "amd64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "ppc64": 203,
+              "s390x": 217}
+PR_CAPBSET_DROP = 24
+MAX_TEXT = 256 * 2**10  # characters of a message from the harness (a verdict's sentence, why it broke)
+MAX_MESSAGE = 8 * MAX_TEXT  # bytes of one, as JSON
+VERDICT_TYPES = {"grade_id": (str,), "passed": (bool,), "message": (str,), "error": (str,), "seconds": (float, int)}
+# Folders that code run in the harness creates with makedirs(exist_ok=True) before using them, if at
+# all: they exist, empty and read-only, in its root (torch._dynamo's import, e.g. by torch.optim).
+CACHE_FOLDERS = {"TORCHINDUCTOR_CACHE_DIR": "/tmp/torchinductor"}
+MS_NOSYMFOLLOW = 256
+# Per-mount flags a read-only remount must keep: in a user namespace those of the host are locked.
+KEPT_FLAGS = {b"nodev": MS_NODEV, b"noexec": MS_NOEXEC, b"nosymfollow": MS_NOSYMFOLLOW}
 
 
-def _child(source_path: str, limits: dict, conn) -> None:
-    """The harness process: build the prelude, then run the cells it is asked for, one at a time."""
-    if limits["memory_limit"] > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (limits["memory_limit"], limits["memory_limit"]))
+def _pivot_root_number() -> int | None:
+    return PIVOT_ROOT.get(platform.machine().lower())
+
+
+def _mapped(uid: int) -> bool:
+    """Whether `uid` exists, as a uid and a gid, in this process's user namespace (it may not in a
+    rootless container, where root is an ordinary account of the host)."""
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/self/{name}") as ranges:
+            if not any(int(first) <= uid < int(first) + int(count)
+                       for first, _, count in (line.split() for line in ranges if line.strip())):
+                return False
+    return True
+
+
+def _closed_to_others(paths: list[str]) -> str | None:
+    """The first of `paths` (or a folder above it) that another uid could not read, if any."""
+    for path in paths:
+        for folder in [*_ancestors(path), path]:
+            mode = os.stat(folder).st_mode
+            if not mode & stat.S_IXOTH or folder == path and not mode & stat.S_IROTH:
+                return folder
+    return None
+
+
+def _choose_level(setup: dict) -> tuple[str, list[str]]:
+    """Before the prelude, while this process has one thread: the level to seal the harness at, and
+    why not a stronger one. Without root that means entering a user namespace now (it maps your uid
+    to itself, so the course's helper cells see nothing different); SetupError if that half-worked."""
+    why: list[str] = []
+    uid = setup["uid"]
+    if _pivot_root_number() is None:
+        return "limits-only", [f"no pivot_root number known for {platform.machine()}"]
+    if os.geteuid() == 0:
+        if uid is not None and _mapped(uid):
+            return "root", why
+        why.append(setup["uid_error"] or f"uid {uid} does not exist here (a rootless container?)")
+    if not setup["user_namespaces"]:
+        return "limits-only", [*why, "user namespaces disabled (Sandbox.user_namespaces = False)"]
+    uid, gid = os.geteuid(), os.getegid()
     try:
-        harness = TestHarness(NotebookTests.from_path(source_path), limits["max_message_bytes"],
-                              limits["max_session_bytes"])
-        conn.send(("ready", None))
-    except Exception as error:  # noqa: BLE001 - reported to the executor, which fails the notebook's tests
-        conn.send(("broken", f"{type(error).__name__}: {error}"))
-        return
+        _prctl(PR_SET_DUMPABLE, 1)  # a non-dumpable process's /proc/self/uid_map is root's: it could not map itself
+        _unshare(CLONE_NEWUSER)
+    except SetupError as error:
+        return "limits-only", [*why, f"no user namespace ({error})"]
+    try:
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    except OSError as error:
+        raise SetupError(f"cannot map the user namespace ({error})") from error
+    return "user-namespaces", why
+
+
+def _mounts_below(top: str) -> list[tuple[bytes, int]]:
+    """(mount point, flags a remount must keep) of the mount at `top` and every mount under it."""
+    with open("/proc/self/mountinfo", "rb") as info:
+        entries = [line.split(b" ") for line in info.read().splitlines()]
+    unescape = functools.partial(re.sub, rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]))
+    mounts = {int(e[0]): (int(e[1]), unescape(e[4]), e[5].split(b",")) for e in entries}
+    wanted = os.fsencode(top)
+    here = {mount_id for mount_id, (_, point, _) in mounts.items() if point == wanted}
+    found = {mount_id for mount_id in here if not any(mounts[other][0] == mount_id for other in here)}  # the top
+    frontier = set(found)
+    while frontier:
+        frontier = {mount_id for mount_id, (parent, _, _) in mounts.items() if parent in frontier} - found
+        found |= frontier
+    return [(mounts[m][1], sum(flag for name, flag in KEPT_FLAGS.items() if name in mounts[m][2]))
+            for m in sorted(found)]
+
+
+def _new_root(paths: list[str]) -> list[str]:
+    """Make this process's root (in its own mount namespace) a new, read-only file system holding
+    only the system, `paths` (Python, this package), a few devices and /proc; the old root leaves
+    the namespace (pivot_root), so there is nothing to escape to. Returns notes on what is missing."""
+    mount("/", flags=MS_REC | MS_PRIVATE)  # nothing mounted here may show up outside, nor the reverse
+    links = {path: os.readlink(path) for path in SYSTEM_FOLDERS if os.path.islink(path)}
+    folders = [path for path in SYSTEM_FOLDERS if os.path.isdir(path) and path not in links]
+    shown = [*folders, *links]  # (what lies under a link to /usr is shown by /usr)
+    extra = [path for path in paths if path != "/" and not any(path == q or path.startswith(q + "/") for q in shown)]
+    # Held open: the new root's tmpfs may cover some of them.
+    held = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in [*folders, *extra] if os.path.exists(path)}
+    held.update({f"/dev/{name}": os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC) for name in DEVICES
+                 if os.path.exists(f"/dev/{name}")})
+    new, notes = ("/tmp" if os.path.isdir("/tmp") and not os.path.islink("/tmp") else "/mnt"), []
+    try:
+        tmpfs(new, 2**20, 0o755)
+        for path, fd in held.items():
+            target = new + path
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                os.makedirs(target, 0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+                os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+            # Recursive: in a user namespace a folder with mounts under it may only be bound whole.
+            mount(target, source=f"/proc/self/fd/{fd}", flags=MS_BIND | MS_REC)
+        for path, link in links.items():
+            os.symlink(link, new + path)
+        os.makedirs(new + "/dev", 0o755, exist_ok=True)
+        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                             ("stderr", "/proc/self/fd/2")):
+            os.symlink(target, f"{new}/dev/{name}")
+        os.makedirs(new + "/tmp", 0o755, exist_ok=True)
+        for folder in CACHE_FOLDERS.values():
+            os.makedirs(new + folder, 0o755, exist_ok=True)
+        os.mkdir(new + "/proc", 0o555)
+        try:  # its own PID namespace's: this process alone
+            mount(new + "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except SetupError as error:  # (a user namespace on a host whose /proc is partly masked)
+            notes.append(f"no /proc ({error})")
+    finally:
+        for fd in held.values():
+            os.close(fd)
+    mounts = _mounts_below(new)
+    os.chdir(new)
+    number = _pivot_root_number()
+    _check(_libc.syscall(number, b".", b"."), "pivot_root")  # the old root now lies on top of the new one...
+    unmount(".")  # ...and leaves the namespace
+    os.chdir("/")
+    prefix = os.fsencode(new)
+    for point, kept in mounts:
+        inside = os.fsdecode(point[len(prefix):] or b"/")
+        if inside == "/proc":
+            continue  # its own processes only; where this process may write there, it is about itself
+        extra_flags = MS_NODEV | MS_NOEXEC if inside == "/" else 0
+        mount(inside, flags=MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | kept | extra_flags)
+    return notes
+
+
+def _drop_bounding_set() -> None:
+    """No capability can come back, even through a program run as root (needs CAP_SETPCAP here)."""
+    for cap in range(64):
+        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            if ctypes.get_errno() == errno.EINVAL:  # past the last capability this kernel knows
+                return
+            _check(-1, f"drop capability {cap} from the bounding set")
+
+
+def _seal(level: str, setup: dict, conn_fd: int, lifeline: int) -> str:
+    """Seal this process (forked from the one that built the prelude, so single-threaded) at `level`
+    (see HarnessProcess); what it reached. Raises SetupError or OSError if a step fails."""
+    os.setsid()  # out of the worker's process group and terminal: kill(0, ...) reaches only itself
+    uid = setup["uid"]
+    own_uid = os.geteuid() == 0 and uid is not None and _mapped(uid)  # (before /proc changes)
+    closed = _closed_to_others(setup["paths"]) if level == "limits-only" else None
+    # The worker's objects (and its garbage) are never collected here: a finalizer closing a descriptor
+    # of the worker's by number would close whatever of the harness's now has that number.
+    gc.freeze()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # not the worker's log or terminal: it reports through its pipe only
+        os.dup2(null, fd)
+    sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)  # (whatever they were, e.g. pytest's)
+    _close_all_but({conn_fd, lifeline})  # the gradebook, the worker's queues and log, everything inherited
+    logging.disable(logging.CRITICAL)  # handlers of the worker's closed files: their numbers get reused
+    os.chdir("/")
+    said = ["descriptors closed"]
+    if level != "limits-only":
+        _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+        said += ["own PID, mount, network, IPC and UTS namespaces",
+                 "read-only root of the system and Python only", *_new_root(setup["paths"])]
+        os.environ.update(CACHE_FOLDERS, TMPDIR="/tmp")
+        tempfile.tempdir = "/tmp"  # found without trying to write in each candidate
+    if os.geteuid() == 0 or level == "user-namespaces":
+        _drop_bounding_set()
+    if own_uid and not closed:
+        _drop_privileges(uid)  # zygote's: the kernel's way, all three ids, no capability left
+        said.append(f"uid {uid}")
+        if setup["max_processes"] > 0:  # its uid is its own: this counts its own tasks only (torch's threads too)
+            tasks = setup["max_processes"] + setup["threads"]
+            resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
+    else:
+        _drop_capabilities()
+        if os.path.exists("/proc/self/status"):
+            with open("/proc/self/status") as status:
+                held = [line for line in status if line.startswith(("CapPrm:", "CapEff:", "CapAmb:"))]
+            if any(int(line.split()[1], 16) for line in held):
+                raise SetupError(f"capabilities left after dropping them: {' '.join(held)}")
+        said.append(f"uid {os.geteuid()}" + (" in a user namespace" if level == "user-namespaces" else ""))
+        if own_uid:  # without a mount namespace nothing can expose it: lazy imports would fail
+            said.append(f"not uid {uid}: {closed} is closed to other uids")
+    said.append("no capabilities")
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(PR_SET_DUMPABLE, 0)  # no process of its uid may trace it or read its memory
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # (changing uid cleared it) its parent gone, so is this process
+    if select.select([lifeline], [], [], 0)[0]:
+        os._exit(1)  # it went before the line above
+    os.close(lifeline)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return f"{level}: " + ", ".join(said)
+
+
+def _keep(child: int, conn) -> None:
+    """The process that built the prelude, once it has forked the sealed harness: it waits for the
+    harness, which dies with it, and exits with its code. It runs nothing of a submission's and the
+    harness cannot reach it; it keeps what it inherited (multiprocessing's sentinel, by which the
+    worker sees it end), but the pipe: the worker must see that close when the harness ends. Never returns."""
+    code = 1
+    try:
+        _prctl(PR_SET_DUMPABLE, 0)  # (without root the harness has this uid: it may not trace this process)
+        conn.close()
+        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    finally:
+        os._exit(code if code >= 0 else 128 - code)
+
+
+def _tell(conn, kind: str, detail=None) -> None:
+    """A message for the worker: JSON, which the worker checks field by field. Never a pickle: the
+    worker would run whatever a pickle says, and the harness is the side that may be subverted."""
+    if isinstance(detail, CellVerdict):
+        detail = {**dataclasses.asdict(detail), "message": detail.message[:MAX_TEXT], "error": detail.error[:200]}
+    elif isinstance(detail, str):
+        detail = detail[:MAX_TEXT]
+    conn.send_bytes(json.dumps({"kind": kind, "detail": detail}).encode())
+
+
+def _serve(harness: TestHarness, conn) -> None:
+    """Run the cells the worker asks for, each over the listening socket it hands over."""
     while True:
         try:
             message = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             return
         if message[0] != "run":
             return
-        _, grade_id, path, seconds = message
+        _, grade_id, seconds = message
         deadline = time.monotonic() + seconds
-        with listening(path) as server:
-            conn.send(("listening", None))
+        try:
+            server = socket.socket(fileno=reduction.recv_handle(conn))
+        except (EOFError, OSError):
+            return
+        with server:
+            _tell(conn, "listening")
             verdict = harness.run_over(grade_id, lambda s=server, d=deadline: accept_one(s, d), deadline)
-        conn.send(("verdict", verdict))
+        _tell(conn, "verdict", verdict)
+
+
+def _child(source_path: str, setup: dict, conn) -> None:
+    """The harness process: build the prelude, fork the sealed harness, which runs the cells it is asked for."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker gone, so is its harness
+    if os.getppid() != setup["worker"]:
+        os._exit(1)
+    if setup["memory_limit"] > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (setup["memory_limit"], setup["memory_limit"]))
+    import torch
+
+    # One thread until the fork below: a child forked after OpenMP started its threads waits for them forever.
+    threads = setup["threads"] = torch.get_num_threads()
+    torch.set_num_threads(1)
+    level, why = "limits-only", []
+    try:
+        level, why = _choose_level(setup)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # (in case entering a user namespace cleared it)
+        if os.getppid() != setup["worker"]:
+            os._exit(1)
+        harness = TestHarness(NotebookTests.from_path(source_path), setup["max_message_bytes"],
+                              setup["max_session_bytes"])
+        if level != "limits-only":
+            try:
+                _unshare(CLONE_NEWPID)  # for the child forked next: PID 1 of a namespace of its own
+            except SetupError as error:
+                why.append(f"no PID namespace ({error})")
+                level = "limits-only"
+        lifeline, alive = os.pipe()
+        started = time.perf_counter()
+        sealed = os.fork()  # single-threaded (what unshare and a whole-process seal need), whatever the prelude started
+    except Exception as error:  # noqa: BLE001 - reported to the executor, which fails the notebook's tests
+        _tell(conn, "broken", f"{type(error).__name__}: {error}")
+        return
+    if sealed:
+        os.close(lifeline)
+        _keep(sealed, conn)
+    os.close(alive)
+    fallback = f" (weaker than wanted: {'; '.join(why)})" if why else ""
+    try:
+        said = _seal(level, setup, conn.fileno(), lifeline)
+        torch.set_num_threads(threads)
+        said += f" (forked and sealed in {1000 * (time.perf_counter() - started):.0f} ms)"
+    except Exception as error:  # noqa: BLE001 - never a harness less sealed than its level, silently
+        with contextlib.suppress(OSError):
+            _tell(conn, "broken", f"the harness could not be sealed ({level}{fallback}): "
+                                  f"{error if isinstance(error, SetupError) else repr(error)}")
+        os._exit(1)
+    try:
+        _tell(conn, "ready", said + fallback)
+        _serve(harness, conn)
+    finally:
+        os._exit(0)
 
 
 class HarnessProcess:
@@ -316,54 +655,153 @@ class HarnessProcess:
 
     It starts at once (building its prelude while the kernel starts); `wait_ready` is called before
     the notebook's clock starts, so the harness's start-up is never a student's time.
+
+    The prelude (the course's imports and helper cells) is built with the worker's access. Then the
+    process forks the harness that meets kernels and seals it first (a fresh, single-threaded
+    process: every thread of a sealed process is sealed), at the strongest level that works here:
+
+    - every level: it holds no descriptor but its pipe to the worker (no gradebook, queue, log or
+      terminal: 0, 1 and 2 are /dev/null, its errors come back as messages), its cwd is /, it has
+      a session of its own, PR_SET_NO_NEW_PRIVS, is not dumpable, keeps its RLIMIT_AS
+      (HarnessSettings.memory_limit), makes no core file and dies with its parent. It binds and
+      writes nothing: the worker makes each cell's listening socket and hands it over the pipe.
+    - ``root`` (root, namespaces work): also PID 1 of a PID namespace of its own (no other process
+      of the machine can be named, let alone signalled or traced, by it), its own network (no
+      interface but a loopback that is down: no TCP, no abstract Unix socket), IPC, UTS and mount
+      namespaces; its root is a new read-only file system holding only the system (/usr, /etc,
+      /bin, /lib...), Python (sandbox._python_paths: the interpreter, even under /root, the venv,
+      this package, Sandbox.read_only_paths), /dev/null & co and its own /proc. The course, the
+      gradebooks, other submissions, /tmp, /run and the scratch folder do not exist there, and
+      the old root is gone (pivot_root), so there is nothing to escape to. It runs as a uid of its
+      own claimed like a kernel's (sandbox.claim_uid: no live kernel or other harness has it, so
+      none can signal or trace it), with no capability (bounding set emptied) and RLIMIT_NPROC
+      (Sandbox.max_processes beyond torch's threads). The uid is released when it is stopped.
+    - ``user-namespaces`` (no root, unprivileged user namespaces work): the same namespaces and file
+      system, in a user namespace of its own entered before the prelude (your uid mapped to
+      itself), without capabilities. It runs as your uid, but it sees none of your processes nor
+      any file it could write, and has no network.
+    - ``limits-only`` (neither): the first point, and no capability. As root also the claimed uid
+      (it may then not write what only root may, nor signal root's processes or kernels), unless
+      Python lies in a folder closed to other uids (/root): with no mount namespace to expose it,
+      lazy imports would fail, so it stays uid 0 without capabilities and `sealed` says so.
+      Without root it can do what your account can (write your files, signal your processes, use
+      the network): the weakest level, as for kernels.
+
+    Root with a free uid gets ``root`` (``limits-only`` if no namespace can be made after the
+    prelude); otherwise ``user-namespaces`` if Sandbox.user_namespaces and the system allow, else
+    ``limits-only``. Should a step of the level chosen fail, the harness reports itself broken with
+    the reason (the executor makes that a grader problem for the notebook) rather than meet a kernel
+    less sealed; `sealed` says the level reached and, if it is weaker than wanted, why.
+
+    Two more rules keep a subverted harness to its own verdicts: it tells the worker everything as
+    JSON checked field by field (`_tell`, `_receive`: a pickle would run code in the worker), and
+    the prelude runs with one torch thread (OpenMP's threads do not survive a fork: the sealed
+    process starts them afresh), so the course's helper cells should not set torch's thread count.
     """
 
     def __init__(self, source_path, settings: HarnessSettings):
+        sandbox = getattr(settings.parent, "sandbox", None)  # the executor's: same scratch folder and uids
+        if not isinstance(sandbox, Sandbox):
+            sandbox = Sandbox(parent=settings)
+        self.uid: int | None = None
+        uid_error = ""
+        if os.geteuid() == 0:
+            try:
+                self.uid = claim_uid(sandbox)
+            except (RuntimeError, OSError) as error:
+                uid_error = str(error)
+        setup = {name: getattr(settings, name) for name in ("memory_limit", "max_message_bytes", "max_session_bytes")}
+        setup.update(worker=os.getpid(), uid=self.uid, uid_base=sandbox.uid, uid_error=uid_error,
+                     paths=_python_paths(sandbox), user_namespaces=sandbox.user_namespaces,
+                     max_processes=sandbox.max_processes)
         context = mp.get_context("fork")
         self._conn, child_conn = context.Pipe()
-        limits = {name: getattr(settings, name) for name in ("memory_limit", "max_message_bytes", "max_session_bytes")}
         self.process = context.Process(target=_child, daemon=True, name="grading-harness",
-                                       args=(str(source_path), limits, child_conn))
-        self.process.start()
-        child_conn.close()
+                                       args=(str(source_path), setup, child_conn))
+        try:
+            self.process.start()
+        except BaseException:
+            self._release()
+            raise
+        finally:
+            child_conn.close()
         self.broken: str | None = None  # None until ready or broken; "" when ready
+        self.sealed = ""  # once ready: the level it was sealed at, and how
+        self._socket: str | None = None  # the listening socket of the cell started last
 
     def wait_ready(self, timeout: float = 300) -> str:
         """"" once the harness is ready, else why it is not."""
         if self.broken is None:
             kind, detail = self._receive(timeout) or ("broken", "the harness did not start")
             self.broken = "" if kind == "ready" else str(detail)
+            self.sealed = str(detail) if kind == "ready" else ""
         return self.broken
 
-    def _receive(self, timeout: float):
-        if self._conn.poll(max(0.0, timeout)):
-            try:
-                return self._conn.recv()
-            except (EOFError, OSError):
-                return None
+    def _receive(self, timeout: float) -> tuple[str, object] | None:
+        """The harness's next message, checked (see `_tell`); None if none came in time or it was not one."""
+        if not self._conn.poll(max(0.0, timeout)):
+            return None
+        try:
+            message = json.loads(self._conn.recv_bytes(MAX_MESSAGE))
+        except (EOFError, OSError, ValueError, RecursionError):
+            return None
+        if type(message) is not dict or set(message) != {"kind", "detail"}:
+            return None
+        kind, detail = message["kind"], message["detail"]
+        if kind in ("ready", "broken") and type(detail) is str or kind == "listening" and detail is None:
+            return kind, detail
+        if kind == "verdict" and type(detail) is dict and set(detail) == VERDICT_TYPES.keys() and all(
+                type(detail[name]) in types for name, types in VERDICT_TYPES.items()):
+            return kind, CellVerdict(**detail)
         return None
 
     def start_cell(self, grade_id: str, path: str, seconds: float) -> bool:
-        """Ask for test `grade_id` over a socket at `path`; True once the harness listens there."""
+        """Ask for test `grade_id`, the kernel connecting at `path`; True once the harness holds the
+        socket listening there (made here, so that the harness needs to write nowhere)."""
         if self.wait_ready() or not self.process.is_alive():
             return False
-        self._conn.send(("run", grade_id, path, seconds))
+        self._remove_socket()
+        try:
+            server = listen(path)
+        except OSError:
+            return False
+        self._socket = path
+        try:
+            self._conn.send(("run", grade_id, seconds))
+            reduction.send_handle(self._conn, server.fileno(), self.process.pid)
+        except OSError:
+            return False
+        finally:
+            server.close()  # the harness's copy is the only one
         reply = self._receive(30)
         return reply is not None and reply[0] == "listening"
 
     def verdict(self, grade_id: str, timeout: float) -> CellVerdict | None:
         """The verdict of the cell started last, or None if the harness did not give one in time."""
         reply = self._receive(timeout)
+        self._remove_socket()
         if reply is None or reply[0] != "verdict" or reply[1].grade_id != grade_id:
             return None
         return reply[1]
+
+    def _remove_socket(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._socket)
+            self._socket = None
+
+    def _release(self) -> None:
+        if self.uid is not None:
+            release_uid(self.uid)
+            self.uid = None
 
     def stop(self) -> None:
         with contextlib.suppress(OSError, BrokenPipeError):
             self._conn.send(("stop",))
         self.process.join(timeout=5)
         if self.process.is_alive():
-            self.process.kill()
+            self.process.kill()  # the sealed harness dies with it (PR_SET_PDEATHSIG)
             self.process.join()
         self._conn.close()
-
+        self._remove_socket()
+        self._release()
