@@ -94,6 +94,14 @@ def basis_vector(i, n):
         raise ValueError(i)
     return torch.eye(n, dtype=torch.float64)[i - 1].clone()
 """),
+    Right("basis_vector: explicit checks with a message, built from a list", """
+def basis_vector(i, n):
+    if i < 1:
+        raise ValueError(f"indices start at 1, got {i}")
+    if i > n:
+        raise ValueError(f"i = {i} > n = {n}")
+    return torch.tensor([1.0 if k == i else 0.0 for k in range(1, n + 1)])
+"""),
 
     # diag_matrix(a)
     Wrong("diag_matrix: every row is a (broadcast)", {"test_diag_matrix"}, """
@@ -135,6 +143,18 @@ def diag_matrix(a):
         D[k, k] = a[k]
     return D
 """),
+    # The text asks for a floating-point matrix, not for a's dtype: float32 for a float64 a keeps its point.
+    Right("diag_matrix: float32 zeros filled by a loop (float32 result for a float64 a)", """
+def diag_matrix(a):
+    D = torch.zeros(len(a), len(a))
+    for k in range(len(a)):
+        D[k, k] = a[k]
+    return D
+"""),
+    Right("diag_matrix: float32 result via .float()", """
+def diag_matrix(a):
+    return torch.diag(a).float()
+"""),
 
     # row(A, i)
     Wrong("row: 0-based", {"test_row"}, """
@@ -161,6 +181,17 @@ def row(A, i):
 def row(A, i):
     return A.T[:, i - 1]
 """),
+    # Out of range is not graded for row, column, all_but: raising and not raising both keep the point.
+    Right("row: raises ValueError outside 1..m", """
+def row(A, i):
+    if not 1 <= i <= A.shape[0]:
+        raise ValueError(f"row index {i} outside 1..{A.shape[0]}")
+    return A[i - 1]
+"""),
+    Right("row: A[i - 1] with no range check (i = 0 would wrap)", """
+def row(A, i):
+    return A[i - 1]
+"""),
 
     # column(A, i)
     Wrong("column: 0-based", {"test_column"}, """
@@ -186,6 +217,16 @@ def column(A, i):
     Right("column: index_select", """
 def column(A, i):
     return torch.index_select(A, 1, torch.tensor([i - 1])).reshape(-1)
+"""),
+    Right("column: raises IndexError outside 1..n", """
+def column(A, i):
+    if i < 1 or i > A.shape[1]:
+        raise IndexError(i)
+    return A[:, i - 1]
+"""),
+    Right("column: no range check, transpose then index", """
+def column(A, i):
+    return A.t()[i - 1].clone()
 """),
 
     # all_but(a, i)
@@ -224,6 +265,18 @@ def all_but(a, i):
 def all_but(a, i):
     idx = torch.tensor([k for k in range(len(a)) if k != i - 1], dtype=torch.long)
     return a.index_select(0, idx)
+"""),
+    Right("all_but: raises ValueError outside 1..n", """
+def all_but(a, i):
+    if not 1 <= i <= len(a):
+        raise ValueError(f"all_but: i = {i} outside 1..{len(a)}")
+    return torch.cat([a[: i - 1], a[i:]])
+"""),
+    Wrong("all_but: 0-based, with a range check", {"test_all_but"}, """
+def all_but(a, i):
+    if not 0 <= i < len(a):
+        raise ValueError(i)
+    return torch.cat([a[:i], a[i + 1:]])
 """),
 
     # entropy(p)
@@ -300,6 +353,12 @@ def kl_divergence(p, q):
 def kl_divergence(p, q):
     return sum(a * math.log(a / b) for a, b in zip(p.tolist(), q.tolist(), strict=True) if a > 0)
 """),
+    # float32 or float64 results are both accepted, compared to the precision of their dtype.
+    Right("kl_divergence: computed in float32 whatever the input", """
+def kl_divergence(p, q):
+    p, q = p.float(), q.float()
+    return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum()
+"""),
 
     # gaussian_log_density(x, mu, Sigma)
     Wrong("gaussian: missing -n/2 log(2 pi)", {"test_gaussian_log_density"}, """
@@ -351,6 +410,11 @@ def gaussian_log_density(x, mu, Sigma):
     d = (x - mu).unsqueeze(1)
     quad = (d * torch.cholesky_solve(d, L)).sum()
     return -0.5 * x.numel() * math.log(2 * math.pi) - torch.log(torch.diagonal(L)).sum() - 0.5 * quad
+"""),
+    Right("gaussian: computed in float32 whatever the input", """
+def gaussian_log_density(x, mu, Sigma):
+    x, mu, Sigma = x.float(), mu.float(), Sigma.float()
+    return torch.distributions.MultivariateNormal(mu, covariance_matrix=Sigma).log_prob(x)
 """),
 
     # lp_norm(x, p)
@@ -404,6 +468,10 @@ def lp_norm(x, p):
         return m
     return m * ((x.double().abs() / m) ** p).sum() ** (1 / p)
 """),
+    Right("lp_norm: computed in float32 whatever the input", """
+def lp_norm(x, p):
+    return torch.linalg.vector_norm(x.float(), ord=p)
+"""),
 
     # sigmoid(x)
     Wrong("sigmoid: sign error", {"test_sigmoid"}, """
@@ -442,6 +510,10 @@ def sigmoid(x):
 def sigmoid(x):
     z = torch.exp(-x.abs())
     return torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+"""),
+    Right("sigmoid: computed in float32 whatever the input", """
+def sigmoid(x):
+    return torch.sigmoid(x.float())
 """),
 
     # softplus(x)
@@ -486,6 +558,10 @@ def softplus(x):
     y = x.double()
     return (torch.maximum(y, torch.zeros_like(y)) + torch.log1p(torch.exp(-y.abs()))).to(x.dtype)
 """),
+    Right("softplus: computed in float32 whatever the input", """
+def softplus(x):
+    return F.softplus(x.float())
+"""),
 
     # positive_part(x)
     Wrong("positive_part: absolute value", {"test_positive_part"}, """
@@ -523,5 +599,9 @@ def positive_part(x):
     Right("positive_part: torch.maximum", """
 def positive_part(x):
     return torch.maximum(x, torch.zeros_like(x))
+"""),
+    Right("positive_part: float32 result whatever the input", """
+def positive_part(x):
+    return torch.relu(x).float()
 """),
 ]
