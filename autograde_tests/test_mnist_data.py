@@ -210,3 +210,18 @@ def test_standin_digits_are_valid_balanced_and_reproducible(tmp_path):
     other = mnist.make_standin_digits(tmp_path / "c", n_train=200, n_test=50, seed=4)
     assert torch.equal(mnist.read_idx(again / "train-images-idx3-ubyte.gz"), images)
     assert not torch.equal(mnist.read_idx(other / "train-images-idx3-ubyte.gz"), images)
+
+
+def test_validation_split_is_a_fixed_disjoint_partition():
+    images = torch.arange(200.0).reshape(200, 1, 1, 1).expand(200, 1, 28, 28)
+    labels = torch.arange(200) % 10
+    train_x, train_y, val_x, val_y = mnist.validation_split(images, labels, fraction=0.1, seed=0)
+    assert (len(train_y), len(val_y)) == (180, 20)
+    train_ids, val_ids = train_x[:, 0, 0, 0].long(), val_x[:, 0, 0, 0].long()
+    assert torch.equal(torch.sort(torch.cat([train_ids, val_ids])).values, torch.arange(200)), "a partition"
+    assert torch.equal(train_y, labels[train_ids]) and torch.equal(val_y, labels[val_ids]), "labels stay with images"
+    assert not torch.equal(val_ids, torch.arange(20)), "a random sample, not the first images"
+    again = mnist.validation_split(images, labels, fraction=0.1, seed=0)
+    assert torch.equal(again[3], val_y) and torch.equal(again[2], val_x), "the same split on every run"
+    other = mnist.validation_split(images, labels, fraction=0.1, seed=1)
+    assert not torch.equal(other[2], val_x), "the seed chooses the split"

@@ -8,7 +8,8 @@ naive: a per-sample `Dataset` (one Python call and one numpy-to-tensor copy per 
        step, and `loss.item()` (a host-device sync) at every step.
 good:  the whole data set as tensors on the device once, batches cut from a `torch.randperm` on
        the device, the loss summed on the device and read once per epoch, fused Adam, and
-       float16 autocast (with a GradScaler) on CUDA; optionally channels_last.
+       autocast on CUDA as in the notebooks (coursepack/snippets/amp.py: bfloat16 where the GPU has it
+       natively, else float16 with a GradScaler); optionally channels_last.
 Both train the demos' convnet from the same initial weights with Adam for the same number of
 samples and epochs; a few warm-up steps are run first and are not timed, and the two loops are
 timed in turn, `--repeats` times, keeping the fastest run of each.
@@ -26,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from coursepack.snippets import mnist
+from coursepack.snippets import amp, mnist
 
 WARMUP_STEPS = 3
 
@@ -82,7 +83,8 @@ def good_epoch(model, images, labels, device, batch_size, channels_last) -> Call
     images, labels = images.to(device).contiguous(memory_format=fmt), labels.to(device)
     cuda = device.type == "cuda"
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=cuda)  # fused: no sync in the scaler
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    dtype = amp.autocast_dtype(device)  # bfloat16, float16 or None (no autocast), as in the notebooks
+    scaler = amp.grad_scaler(dtype)
 
     def epoch(max_steps: int | None = None) -> float:
         model.train()
@@ -92,7 +94,7 @@ def good_epoch(model, images, labels, device, batch_size, channels_last) -> Call
             if step == max_steps:
                 break
             index = order[start : start + batch_size]
-            with torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 loss = F.cross_entropy(model(images[index]), labels[index])
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -137,7 +139,8 @@ def run(device: torch.device, samples: int, epochs: int, batch_size: int, channe
     results = {"device": str(device), "data": data.name, "samples": samples, "epochs": epochs,
                "batch_size": batch_size, "channels_last": channels_last, "repeats": repeats, "torch": torch.__version__,
                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{device.type}, {torch.get_num_threads()} threads"}
+               else f"{device.type}, {torch.get_num_threads()} threads",
+               "autocast": str(amp.autocast_dtype(device) or "off (float32)").removeprefix("torch.")}
     loops = {}
     for name, make_epoch, extra in [("naive", naive_epoch, ()), ("good", good_epoch, (channels_last,))]:
         torch.manual_seed(0)  # same initial weights and dropout stream for both loops
@@ -166,7 +169,7 @@ def report(r: dict) -> str:
             "      on the machine adds noise); the gap opens on a GPU, which the naive loop leaves idle while",
             "      Python builds each batch image by image and waits at every .item()"]
     return "\n".join([
-        f"device: {r['device']} ({r['device_name']}), torch {r['torch']}",
+        f"device: {r['device']} ({r['device_name']}), torch {r['torch']}, good loop's autocast: {r['autocast']}",
         f"data:   {r['data']}, {r['samples']:,} samples x {r['epochs']} epoch(s), batch {r['batch_size']}, "
         f"best of {r['repeats']} interleaved runs",
         *rows,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import os
 import re
 from pathlib import Path
@@ -96,7 +97,22 @@ def demo_notebooks() -> list[Path]:
 def snippet_cell_source(name: str) -> str:
     """The exact text of a cell injected from `coursepack/snippets/<name>.py`."""
     body = (SNIPPETS / f"{name}.py").read_text().rstrip("\n")
-    return f"# Generated from coursepack/snippets/{name}.py by `make sync`: edit it there.\n{body}"
+    title, body = split_title(body)
+    return f"{title}# Generated from coursepack/snippets/{name}.py by `make sync`: edit it there.\n{body}"
+
+
+def split_title(body: str) -> tuple[str, str]:
+    """A snippet whose first line is a Colab `#@title` becomes a collapsed cell: (that line, the rest)."""
+    first, _, rest = body.partition("\n")
+    return (first + "\n", rest) if first.startswith("#@title") else ("", body)
+
+
+# A collapsed code cell: Colab shows only the `#@title` of a "form" cell, JupyterLab hides `source_hidden` input.
+COLLAPSED = {"cellView": "form", "jupyter": {"source_hidden": True}}
+
+
+def is_collapsed(cell) -> bool:
+    return all(cell.get("metadata", {}).get(key) == value for key, value in COLLAPSED.items())
 
 
 def injected(cell) -> str | None:
@@ -153,6 +169,8 @@ def sync_snippets(path) -> bool:
         name = injected(cell)
         if name:
             cell.source = snippet_cell_source(name)
+            if split_title(cell.source)[0]:
+                cell.metadata.update(copy.deepcopy(COLLAPSED))
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     changed = nbformat.writes(nb) != before
@@ -176,6 +194,8 @@ def problems(path, graded: bool) -> list[str]:
         name = injected(cell)
         if name and cell.source != snippet_cell_source(name):
             found.append(f"{where}: differs from coursepack/snippets/{name}.py (run make sync)")
+        if name and split_title(cell.source)[0] and not is_collapsed(cell):
+            found.append(f"{where}: the snippet {name!r} has a #@title, so its cell must be collapsed (run make sync)")
         meta = nbgrader(cell)
         if not meta:
             continue

@@ -38,6 +38,24 @@ def get_device():
     mps = torch.backends.mps.is_built() and torch.backends.mps.is_available()
     return torch.device("cuda:0" if torch.cuda.is_available() else "mps" if mps else "cpu")
 """),
+    # The text asks for the availability checks to be called through their modules, inside get_device: the
+    # tests (visible too) replace torch.cuda.is_available, which a name bound at import does not see.
+    Wrong("binds torch.cuda.is_available at import (from torch.cuda import is_available)", fails={"test_get_device"},
+          code="""
+from torch.cuda import is_available as cuda_is_available
+from torch.backends.mps import is_available as mps_is_available
+def get_device():
+    return torch.device("cuda" if cuda_is_available() else "mps" if mps_is_available() else "cpu")
+"""),
+    Right("a helper that asks the modules each time", code="""
+def _available(backend):
+    return backend.is_available()
+def get_device():
+    for name, backend in (("cuda", torch.cuda), ("mps", torch.backends.mps)):
+        if _available(backend):
+            return torch.device(name)
+    return torch.device("cpu")
+"""),
     # current_accelerator() names the build's accelerator (cuda on a CUDA build without a GPU): ask
     # is_available() first.
     Right("torch.accelerator", code="""
@@ -217,6 +235,24 @@ def adam_step(params, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
             state["v", i].mul_(betas[1]).add_((1 - betas[1]) * p.grad.square())
             p.addcdiv_(state["m", i], state["v", i].sqrt() + eps * c2 ** 0.5, value=-lr * c2 ** 0.5 / c1)
             p.grad = None
+"""),
+    Right("the first step written out: lr * g / (|g| + eps), then the general case", code="""
+def adam_step(params, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    b1, b2 = betas
+    t = state["t"] = state.get("t", 0) + 1
+    with torch.no_grad():
+        for i, p in enumerate(params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if t == 1:
+                state[i] = ((1 - b1) * g, (1 - b2) * g * g)
+                p -= lr * g / (g.abs() + eps)
+                continue
+            m, v = state[i]
+            m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+            state[i] = (m, v)
+            p -= lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
 """),
     # make_mlp
     Wrong("one shared model returned every time", fails={"test_make_mlp"}, code="""
@@ -414,6 +450,60 @@ def train_one_epoch(model, loader, optimizer, device):
         total, count = total + loss.detach() * len(y), count + len(y)
     return (total / count).item()
 """),
+    Wrong("model.train() only after the first batch", fails={"test_train_one_epoch"}, code="""
+def train_one_epoch(model, loader, optimizer, device):
+    total, count = torch.zeros(()), 0
+    for x, y in loader:
+        loss = F.cross_entropy(model(x.to(device)), y.to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.train()
+        total, count = total + loss.detach() * len(y), count + len(y)
+    return (total / count).item()
+"""),
+    Wrong("zero_grad once, before the loop: gradients accumulate", fails={"test_train_one_epoch"}, code="""
+def train_one_epoch(model, loader, optimizer, device):
+    model.train()
+    optimizer.zero_grad()
+    total, count = torch.zeros(()), 0
+    for x, y in loader:
+        loss = F.cross_entropy(model(x.to(device)), y.to(device))
+        loss.backward()
+        optimizer.step()
+        total, count = total + loss.detach() * len(y), count + len(y)
+    return (total / count).item()
+"""),
+    Wrong("one optimizer step per epoch, on the summed gradients", fails={"test_train_one_epoch"}, code="""
+def train_one_epoch(model, loader, optimizer, device):
+    model.train()
+    optimizer.zero_grad()
+    total, count = torch.zeros(()), 0
+    for x, y in loader:
+        loss = F.cross_entropy(model(x.to(device)), y.to(device))
+        loss.backward()
+        total, count = total + loss.detach() * len(y), count + len(y)
+    optimizer.step()
+    return (total / count).item()
+"""),
+    Right("mixed precision through the course's helpers, a GradScaler and set_to_none", code="""
+def train_one_epoch(model, loader, optimizer, device):
+    model.train()
+    dtype = autocast_dtype(device)
+    scaler = grad_scaler(dtype)
+    total, count = torch.zeros((), device=device), 0
+    for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += loss.detach() * len(labels)
+        count += len(labels)
+    return (total / count).item()
+"""),
     Right("per-batch mean with .item() every step and nn.CrossEntropyLoss", code="""
 def train_one_epoch(model, loader, optimizer, device):
     model.train()
@@ -501,6 +591,39 @@ def evaluate(model, loader, device):
     with torch.no_grad():
         for x, y in loader:
             correct += (model(x.to(device)).argmax(1) == y.to(device)).sum()
+            count += len(y)
+    return correct / count
+"""),
+    # A copy of the model in evaluation mode is allowed by the text: the mode probe must see the copy's forward passes.
+    Wrong("a deep copy, but left in training mode", fails={"test_evaluate"}, code="""
+import copy
+def evaluate(model, loader, device):
+    twin = copy.deepcopy(model)
+    correct, count = 0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += (twin(x.to(device)).argmax(1) == y.to(device)).sum().item()
+            count += len(y)
+    return correct / count
+"""),
+    Wrong("model.eval() after the first batch", fails={"test_evaluate"}, code="""
+def evaluate(model, loader, device):
+    correct, count = 0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += (model(x.to(device)).argmax(1) == y.to(device)).sum().item()
+            count += len(y)
+            model.eval()
+    return correct / count
+"""),
+    Right("a deep copy in evaluation mode: the caller's model keeps its mode", code="""
+import copy
+def evaluate(model, loader, device):
+    frozen = copy.deepcopy(model).eval()
+    correct, count = 0, 0
+    with torch.inference_mode():
+        for x, y in loader:
+            correct += (frozen(x.to(device)).argmax(1) == y.to(device)).sum().item()
             count += len(y)
     return correct / count
 """),

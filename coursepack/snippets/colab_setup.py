@@ -3,7 +3,7 @@ import importlib.util
 import subprocess
 import sys
 
-RUNTIME_REQUIREMENTS = {"torch": "torch>=2.2", "matplotlib": "matplotlib>=3.8", "sympy": "sympy>=1.12",
+RUNTIME_REQUIREMENTS = {"torch": "torch>=2.3", "matplotlib": "matplotlib>=3.8", "sympy": "sympy>=1.12",
                         "tqdm": "tqdm>=4.66"}
 
 if "google.colab" in sys.modules:

@@ -1,3 +1,4 @@
+#@title The course's MNIST loader (shared with the demos; click to show the code)
 """MNIST for the course's notebooks: download with checksums, read IDX files, and a stand-in offline.
 
 `load_digits()` returns MNIST when it is cached or can be downloaded. Without network (or with
@@ -218,6 +219,18 @@ def make_standin_digits(root=DATA_DIR, n_train=10000, n_test=2000, seed=0) -> Pa
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[part])
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels[part].to(torch.uint8))
     return folder
+
+
+def validation_split(images, labels, fraction=0.1, seed=0):
+    """Split a random `fraction` of (images, labels) off as a validation set, the same one on every run.
+
+    Returns (train_images, train_labels, val_images, val_labels). Choose between models and epochs on
+    the validation set; the test set is measured once, at the end, so that its accuracy stays honest.
+    """
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    n_val = round(fraction * len(labels))
+    val, train = order[:n_val], order[n_val:]
+    return images[train], labels[train], images[val], labels[val]
 
 
 class DigitData(NamedTuple):
