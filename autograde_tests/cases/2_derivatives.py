@@ -31,6 +31,11 @@ def forward_difference(f, x, h=1e-5):
 def forward_difference(f, x, h=1e-5):
     return (f(x + h) - f(x)) / (2 * h)
 """),
+    Wrong("forward: rounds x to float32 (loses float64 precision)", fails={"test_forward_difference"}, code="""
+def forward_difference(f, x, h=1e-5):
+    x = torch.as_tensor(x, dtype=torch.float32)
+    return (f(x + h) - f(x)) / h
+"""),
     Right("forward: as a central difference of half the step around x + h/2", code="""
 def forward_difference(f, x, h=1e-5):
     midpoint = x + h / 2
