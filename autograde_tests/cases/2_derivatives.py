@@ -31,6 +31,11 @@ def forward_difference(f, x, h=1e-5):
 def forward_difference(f, x, h=1e-5):
     return (f(x + h) - f(x)) / (2 * h)
 """),
+    Wrong("forward: rounds x to float32 (loses float64 precision)", fails={"test_forward_difference"}, code="""
+def forward_difference(f, x, h=1e-5):
+    x = torch.as_tensor(x, dtype=torch.float32)
+    return (f(x + h) - f(x)) / h
+"""),
     Right("forward: as a central difference of half the step around x + h/2", code="""
 def forward_difference(f, x, h=1e-5):
     midpoint = x + h / 2
@@ -40,6 +45,10 @@ def forward_difference(f, x, h=1e-5):
 def forward_difference(f, x, h=1e-5):
     x = torch.as_tensor(x, dtype=torch.float64)
     return (f(x + h) - f(x)) / h
+"""),
+    Right("forward: multiplies by 1 / h", code="""
+def forward_difference(f, x, h=1e-5):
+    return (f(x + h) - f(x)) * (1 / h)
 """),
     # ---------------------------------------------------------------- central_difference
     Wrong("central: divided by h instead of 2h", fails={"test_central_difference"}, code="""
@@ -65,6 +74,10 @@ def central_difference(f, x, h=1e-5):
     Wrong("central: missing parentheses, f(x+h) - f(x-h)/(2h)", fails={"test_central_difference"}, code="""
 def central_difference(f, x, h=1e-5):
     return f(x + h) - f(x - h) / (2 * h)
+"""),
+    Wrong("central: default h = 1e-3", fails={"test_central_difference"}, code="""
+def central_difference(f, x, h=1e-3):
+    return (f(x + h) - f(x - h)) / (2 * h)
 """),
     Right("central: mean of the forward and backward differences", code="""
 def central_difference(f, x, h=1e-5):
@@ -147,6 +160,11 @@ def tanh_grad(x):
     t = (torch.exp(x) - torch.exp(-x)) / (torch.exp(x) + torch.exp(-x))
     return 1 - t**2
 """),
+    Wrong("tanh: tanh as (e^2x - 1) / (e^2x + 1), nan at x = 1000", fails={"test_tanh_grad"}, code="""
+def tanh_grad(x):
+    e = torch.exp(2 * torch.as_tensor(x))
+    return 1 - ((e - 1) / (e + 1)) ** 2
+"""),
     Right("tanh: 1 / cosh(x)**2", code="""
 def tanh_grad(x):
     return 1 / torch.cosh(torch.as_tensor(x)) ** 2
@@ -196,6 +214,11 @@ def sigmoid_grad(x):
 def sigmoid_grad(x):
     e = torch.exp(-torch.as_tensor(x, dtype=torch.float64).abs())
     return e / (1 + e) ** 2
+"""),
+    Right("sigmoid: exp(-x) / (1 + exp(-x))**2 with the nan at -1000 replaced by its limit 0", code="""
+def sigmoid_grad(x):
+    e = torch.exp(-torch.as_tensor(x))
+    return torch.nan_to_num(e / (1 + e) ** 2, nan=0.0)
 """),
     Right("sigmoid: autograd of torch.sigmoid", code="""
 def sigmoid_grad(x):

@@ -107,6 +107,12 @@ def hessian_f(x, y, z):
     x, y, z = float(x), float(y), float(z)
     return torch.tensor([[-math.cos(x) - 2 * y, -2 * y, 0.0], [-2 * y, 0.0, 0.0], [0.0, 0.0, 6 * z]])
 """),
+    Wrong("hessian_f: accepts Python floats only", fails={"test_hessian_f"}, code="""
+def hessian_f(x, y, z):
+    if not all(isinstance(v, float) for v in (x, y, z)):
+        raise TypeError("hessian_f expects Python floats")
+    return torch.tensor([[-math.cos(x) - 2 * y, -2 * x, 0.0], [-2 * x, 0.0, 0.0], [0.0, 0.0, 6 * z]])
+"""),
     Right("hessian_f: zeros then fill, float64", code="""
 def hessian_f(x, y, z):
     x, y, z = float(x), float(y), float(z)
@@ -278,6 +284,19 @@ def numerical_jacobian(f, x, h=1e-6):
         columns.append(((f(xp) - f(xm)) / (2 * h)).flatten())
     return torch.stack(columns).T
 """),
+    Right("numerical_jacobian: shifts x in place and restores each entry exactly", code="""
+def numerical_jacobian(f, x, h=1e-6):
+    columns = []
+    for j in range(x.numel()):
+        saved = x[j].item()
+        x[j] = saved + h
+        plus = f(x).reshape(-1)
+        x[j] = saved - h
+        minus = f(x).reshape(-1)
+        x[j] = saved
+        columns.append((plus - minus) / (2 * h))
+    return torch.stack(columns, dim=1)
+"""),
     # ---- jacobian_forward ------------------------------------------------------------------
     Wrong("jacobian_forward: columns stacked as rows (transposed)", fails={"test_jacobian_forward"}, code="""
 def jacobian_forward(f, x):
@@ -310,6 +329,16 @@ def jacobian_forward(f, x):
         e[j] = h
         columns.append((f(x32 + e) - f(x32 - e)) / (2 * h))
     return torch.stack(columns, dim=1), x.numel()
+"""),
+    Wrong("jacobian_forward: reuses x as the tangent buffer (x is destroyed)", fails={"test_jacobian_forward"}, code="""
+def jacobian_forward(f, x):
+    point = x.clone()
+    columns = []
+    for j in range(x.numel()):
+        x.zero_()
+        x[j] = 1.0
+        columns.append(torch.func.jvp(f, (point,), (x.clone(),))[1])
+    return torch.stack(columns, dim=1), len(columns)
 """),
     Right("jacobian_forward: dual numbers with torch.autograd.forward_ad", code="""
 import torch.autograd.forward_ad as fwAD
@@ -362,6 +391,15 @@ def jacobian_reverse(f, x):
     Wrong("jacobian_reverse: jacrev, reported as 1 sweep", fails={"test_jacobian_reverse"}, code="""
 def jacobian_reverse(f, x):
     return torch.func.jacrev(f)(x), 1
+"""),
+    Wrong("jacobian_reverse: reuses x as the row buffer (x is overwritten)", fails={"test_jacobian_reverse"}, code="""
+def jacobian_reverse(f, x):
+    out, pullback = torch.func.vjp(f, x.clone())
+    rows = []
+    for e in torch.eye(out.numel(), dtype=out.dtype):
+        x.copy_(pullback(e)[0])
+        rows.append(x.clone())
+    return torch.stack(rows), len(rows)
 """),
     Right("jacobian_reverse: torch.autograd.grad with retain_graph", code="""
 def jacobian_reverse(f, x):
