@@ -38,14 +38,18 @@ def get_device():
     mps = torch.backends.mps.is_built() and torch.backends.mps.is_available()
     return torch.device("cuda:0" if torch.cuda.is_available() else "mps" if mps else "cpu")
 """),
-    # The text asks for the availability checks to be called through their modules, inside get_device: the
-    # tests (visible too) replace torch.cuda.is_available, which a name bound at import does not see.
-    Wrong("binds torch.cuda.is_available at import (from torch.cuda import is_available)", fails={"test_get_device"},
-          code="""
+    # The tests replace what the real availability checks ask at call time, so names bound at import work.
+    Right("binds the availability checks at import (from torch.cuda import is_available)", code="""
 from torch.cuda import is_available as cuda_is_available
 from torch.backends.mps import is_available as mps_is_available
 def get_device():
     return torch.device("cuda" if cuda_is_available() else "mps" if mps_is_available() else "cpu")
+"""),
+    Right("counts CUDA devices", code="""
+def get_device():
+    if torch.cuda.device_count() > 0:
+        return torch.device("cuda")
+    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
 """),
     Right("a helper that asks the modules each time", code="""
 def _available(backend):
