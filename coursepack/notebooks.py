@@ -215,7 +215,7 @@ def getting_started(config: Settings) -> str:
     """The four routes of the sheet and how to hand in: coursepack/snippets/getting_started.md, filled in."""
     assignment = assignment_names()[0]
     return render((SNIPPETS / f"{GETTING_STARTED}.md").read_text().strip(), assignment=assignment,
-                  repository_url=f"https://github.com/{config.repository}",
+                  repository=config.repository, repository_url=f"https://github.com/{config.repository}",
                   clone_url=f"https://github.com/{config.repository}.git",
                   badges=badge_table(config), hand_in=hand_in(assignment, f"{first_notebook(assignment)}.ipynb"))
 
