@@ -100,34 +100,39 @@ def build(course: Path, export: Path, config: notebooks.Settings) -> None:
 
 
 def _text_files(export: Path):
+    """(path, text) for each text file of the export; a notebook's text is its JSON and its cells' sources."""
     for path in sorted(export.rglob("*")):
         if path.is_file() and ".git" not in path.relative_to(export).parts:
             try:
-                yield path, path.read_text()
+                text = path.read_text()
             except UnicodeDecodeError:
                 continue
+            if path.suffix == ".ipynb":
+                nb = notebooks.nbformat.reads(text, as_version=4)
+                text += "\n" + "\n".join(cell.source for cell in nb.cells)
+            yield path, text
 
 
-def _secrets(course: Path, export: Path) -> set[str]:
-    """Lines no student may see: solutions and hidden tests of source/, and the mutation cases' code
-    (less what the legitimate release and demos show anyway)."""
+def secret_lines(course: Path) -> set[str]:
+    """Lines no student may see: solutions and hidden tests of source/ and the mutation cases' code, less
+    what the release and the demos show anyway (release.check proves the release itself leaks nothing)."""
     secret = set()
     for assignment in release.assignments(course):
         for source in sorted((course / "source" / assignment).glob("*.ipynb")):
             secret |= release.secret_lines(notebooks.read(source))
+    for case in sorted((course / "autograde_tests" / "cases").glob("*.py")):
+        secret |= {line.strip() for line in case.read_text().splitlines()
+                   if len(line.strip()) >= release.MIN_LEAK_LENGTH}
     public = set()
     for path in notebooks.released_and_demos(course):
         public |= {line.strip() for cell in notebooks.read(path).cells for line in cell.source.splitlines()}
-    for case in sorted((course / "autograde_tests" / "cases").glob("*.py")):
-        secret |= {line.strip() for line in case.read_text().splitlines()
-                   if len(line.strip()) >= release.MIN_LEAK_LENGTH} - public
-    return secret
+    return secret - public
 
 
 def scan(course: Path, export: Path, config: notebooks.Settings) -> list[str]:
     """Everything wrong with an export, as sentences naming the file: leaks, instructor paths, unfilled
     placeholders, links to the student repository that do not resolve to a file of the export."""
-    found, secret = [], _secrets(course, export)
+    found, secret = [], secret_lines(course)
     owner = config.repository.split("/")[0]
     for path in sorted(export.rglob("*")):
         rel = path.relative_to(export).as_posix()
