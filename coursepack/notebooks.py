@@ -183,11 +183,6 @@ def header_source(path, config: Settings | None = None) -> str:
     return header_for(colab_path(path), config or settings())
 
 
-def badge_source(path, config: Settings | None = None) -> str:
-    """The Colab badge of a notebook of this repository (the first thing in its header cell)."""
-    return badge((config or settings()).colab_url(colab_path(path)))
-
-
 def is_badge(cell) -> bool:
     return cell.get("metadata", {}).get("coursepack", {}).get("badge", False)
 
@@ -207,13 +202,15 @@ def badge_table(config: Settings) -> str:
     return "\n".join(rows)
 
 
-def assignment_names() -> list[str]:
-    return sorted(p.name for p in SOURCE.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+def assignments(root=ROOT) -> list[str]:
+    """The assignments of a course: the folders of source/ that hold notebooks."""
+    source = Path(root) / SOURCE.name
+    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
 
 def getting_started(config: Settings) -> str:
     """The four routes of the sheet and how to hand in: coursepack/snippets/getting_started.md, filled in."""
-    assignment = assignment_names()[0]
+    assignment = assignments()[0]
     return render((SNIPPETS / f"{GETTING_STARTED}.md").read_text().strip(), assignment=assignment,
                   repository=config.repository, repository_url=f"https://github.com/{config.repository}",
                   clone_url=f"https://github.com/{config.repository}.git",

@@ -136,8 +136,7 @@ def scan(course: Path, export: Path, config: notebooks.Settings) -> list[str]:
     owner = config.repository.split("/")[0]
     for path in sorted(export.rglob("*")):
         rel = path.relative_to(export).as_posix()
-        if ".git" not in path.relative_to(export).parts and any(rel.startswith(p) or rel == p.rstrip("/")
-                                                                  for p in FORBIDDEN_PATHS):
+        if ".git" not in path.relative_to(export).parts and rel.startswith(FORBIDDEN_PATHS):
             found.append(f"{rel}: an instructor's file")
     for path, text in _text_files(export):
         rel = path.relative_to(export).as_posix()

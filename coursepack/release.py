@@ -29,8 +29,7 @@ MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "
 MIN_LEAK_LENGTH = 16
 
 
-def assignments(course: Path) -> list[str]:
-    return sorted(p.name for p in (course / "source").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+assignments = notebooks.assignments
 
 
 def generate(course: Path, assignment: str) -> None:
