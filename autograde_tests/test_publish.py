@@ -340,3 +340,9 @@ def test_this_repository_has_not_changed_a_published_release():
     version = notebooks.version()
     assert re.search(rf"^## {re.escape(version)}\b", (notebooks.ROOT / "CHANGELOG.md").read_text(), re.M), \
         f"CHANGELOG.md has no entry for version {version}"
+
+
+def test_both_readmes_carry_the_current_getting_started_text():
+    for readme in (notebooks.ROOT / "README.md", notebooks.ROOT / publish.STUDENT / "README.md"):
+        text = readme.read_text()
+        assert notebooks.synced_readme(text) == text, f"{readme.name}: getting started is stale (run make sync)"
