@@ -24,7 +24,8 @@ VENV_READY := $(VENV)/.installed
 # Each kernel gets one torch thread (OMP_NUM_THREADS=1): workers x threads beyond the cores thrash.
 TEST_WORKERS ?= auto
 
-# Colab badges open notebooks from this GitHub repository and branch (defaults: coursepack/notebooks.py).
+# The student repository (owner/name) and its branch or tag, which every badge and link students see opens
+# (defaults: coursepack/notebooks.py). make sync writes them into the notebooks, make publish into DEST.
 ifdef REPOSITORY
 export COURSEPACK_REPOSITORY := $(REPOSITORY)
 endif
@@ -33,7 +34,7 @@ export COURSEPACK_BRANCH := $(BRANCH)
 endif
 
 .PHONY: help release test lint sync lab autograde feedback grades bench clean distclean venv \
-        exchange-release kernel slurm bench-grading
+        exchange-release kernel slurm bench-grading publish
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,6 +52,11 @@ release: $(VENV_READY) sync ## generate release/ from source/ with nbgrader and 
 
 sync: $(VENV_READY) ## write shared snippets and Colab badges (REPOSITORY=owner/name BRANCH=...) into notebooks and README; strip outputs
 	$(PY) -m coursepack.sync
+
+# DEST: a git repository (made when missing) holding only exports: each run commits and tags v<version>.
+publish: $(VENV_READY) ## write the student repository (no solutions) into DEST=path: commit, tag v<version>
+	@test -n "$(DEST)" || { echo "usage: make publish DEST=path/to/student-repository [REPOSITORY=owner/name BRANCH=...]" >&2; exit 2; }
+	$(PY) -m coursepack.publish "$(DEST)"
 
 lint: $(VENV_READY) ## ruff on code and notebooks
 	$(PY) -m ruff check .
@@ -91,6 +97,7 @@ distclean: clean ## also remove .venv
 exchange-release: $(VENV_READY) ## publish release/ to the exchange behind the Assignments tab (root: NBGRADER_EXCHANGE)
 	$(NBGRADER) release_assignment $(ASSIGNMENT) --force
 
+# student-makefile:start (make publish copies this block into the student repository's Makefile)
 # `make kernel` runs before any environment exists, so it uses $(PYTHON), not .venv. The kernel is
 # registered in the user's own Jupyter data folder (~/.local/share/jupyter), where JupyterHub looks,
 # not in this project's .jupyter/: hence the env -u. The defaults of these settings live once, in
@@ -118,3 +125,4 @@ slurm: ## sbatch script running NOTEBOOK=... on a GPU node (in SLURM_OUT); SUBMI
 	$(PYTHON) -m coursepack.slurm $(call option,--partition,$(SLURM_PARTITION)) $(call option,--gpus,$(SLURM_GPUS)) \
 	  $(call option,--time,$(SLURM_TIME)) $(call option,--venv,$(KERNEL_VENV)) \
 	  $(call option,--output-dir,$(SLURM_OUT)) --write $(if $(filter 1,$(SUBMIT)),--submit) "$(NOTEBOOK)"
+# student-makefile:end

@@ -29,6 +29,7 @@ SUITE_MARKERS = {
     "test_grading_postgres": ["grading", "postgres"],
     "test_exchange": ["exchange", "root"],
     "test_lab_server": ["lab"],
+    "test_publish": ["publish"],
 }
 
 

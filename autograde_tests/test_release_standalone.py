@@ -46,7 +46,7 @@ def test_colab_badge_points_at_this_file(path):
 
 def test_readme_badges_are_in_sync_and_point_at_files():
     text = (notebooks.ROOT / "README.md").read_text()
-    assert notebooks.readme_with_badges(text) == text, "README's Colab badges are stale: run make sync"
+    assert notebooks.synced_readme(text) == text, "README's getting-started text and badges are stale: run make sync"
     paths = [m.group(3) for m in BADGE_URL.finditer(text)]
     assert len(paths) == len(RELEASED) + len(notebooks.demo_notebooks())
     assert all((notebooks.ROOT / p).is_file() for p in paths)

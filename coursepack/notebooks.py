@@ -5,7 +5,9 @@ import ast
 import copy
 import os
 import re
-from pathlib import Path
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import nbformat
 
@@ -20,10 +22,14 @@ NBGRADER_KEYS = {"schema_version", "grade", "solution", "locked", "task", "grade
 HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
-# The one setting behind every "Open in Colab" badge (make sync REPOSITORY=owner/name BRANCH=...).
-REPOSITORY = os.environ.get("COURSEPACK_REPOSITORY", "comp3547/practical1-coursepack")
+# The one setting naming the student repository (`make publish` writes it; this one holds the answers and is
+# never published): every badge and link students see points there (make sync REPOSITORY=owner/name
+# BRANCH=branch-or-tag). It has the same layout as this repository: release/<assignment>/, notebooks/.
+REPOSITORY = os.environ.get("COURSEPACK_REPOSITORY", "comp3547/practical1")
 BRANCH = os.environ.get("COURSEPACK_BRANCH", "main")
+COURSE = "COMP3547 Deep Learning"
 COLAB_SETUP = "colab_setup"
+GETTING_STARTED = "getting_started"
 
 
 def read(path) -> nbformat.NotebookNode:
@@ -94,11 +100,45 @@ def demo_notebooks() -> list[Path]:
     return sorted(DEMOS.glob("*.ipynb"))
 
 
-def snippet_cell_source(name: str) -> str:
-    """The exact text of a cell injected from `coursepack/snippets/<name>.py`."""
-    body = (SNIPPETS / f"{name}.py").read_text().rstrip("\n")
-    title, body = split_title(body)
-    return f"{title}# Generated from coursepack/snippets/{name}.py by `make sync`: edit it there.\n{body}"
+@dataclass(frozen=True)
+class Settings:
+    """What the generated text students read depends on: the student repository, its branch or tag, the version."""
+    repository: str
+    branch: str
+    version: str
+
+    def blob_url(self, repo_path: str) -> str:
+        return f"https://github.com/{self.repository}/blob/{self.branch}/{repo_path}"
+
+    def colab_url(self, repo_path: str) -> str:
+        return f"https://colab.research.google.com/github/{self.repository}/blob/{self.branch}/{repo_path}"
+
+
+def version(root=ROOT) -> str:
+    """The release version: `version` in pyproject.toml, its one source."""
+    return tomllib.loads((Path(root) / "pyproject.toml").read_text())["project"]["version"]
+
+
+def settings(root=ROOT, repository: str | None = None, branch: str | None = None) -> Settings:
+    return Settings(repository or REPOSITORY, branch or BRANCH, version(root))
+
+
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def render(text: str, **values: str) -> str:
+    """`text` with every {{name}} replaced by values[name]; KeyError for a name without a value."""
+    return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
+
+
+def snippet_cell_source(name: str, config: Settings | None = None) -> str:
+    """The exact text of a cell injected from `coursepack/snippets/<name>.py` (code) or `<name>.md` (markdown)."""
+    code = SNIPPETS / f"{name}.py"
+    if code.exists():
+        title, body = split_title(code.read_text().rstrip("\n"))
+        return f"{title}# Generated from coursepack/snippets/{name}.py by `make sync`: edit it there.\n{body}"
+    body = getting_started(config or settings()) if name == GETTING_STARTED else (SNIPPETS / f"{name}.md").read_text()
+    return f"<!-- Generated from coursepack/snippets/{name}.md by `make sync`: edit it there. -->\n{body.rstrip()}"
 
 
 def split_title(body: str) -> tuple[str, str]:
@@ -127,52 +167,125 @@ def colab_path(path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
-def badge_source(path) -> str:
-    url = f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/{colab_path(path)}"
+def graded_path(repo_path: str) -> bool:
+    """Whether the notebook at this repository path is handed in (a release notebook, not a demo)."""
+    return repo_path.startswith(f"{RELEASE.name}/")
+
+
+def badge(url: str) -> str:
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+
+
+def hand_in(assignment: str, notebook: str) -> str:
+    """How to hand in a notebook, from Colab and from NCC: coursepack/snippets/hand_in.md, its one source."""
+    return render((SNIPPETS / "hand_in.md").read_text().strip(), assignment=assignment, notebook=notebook)
+
+
+def header_for(repo_path: str, config: Settings) -> str:
+    """Cell 0 of the notebook at `repo_path` (in this repository and the student one): Colab badge, release
+    version and where the changes are listed; for a handed-in notebook, how to hand it in."""
+    where = PurePosixPath(repo_path)
+    title = f"{COURSE} · {where.parent.name} · release {config.version}" if graded_path(repo_path) else \
+        f"{COURSE} · demo · release {config.version}"
+    lines = [f"{badge(config.colab_url(repo_path))} **{title}** "
+             f"([what changed]({config.blob_url('CHANGELOG.md')}))", ""]
+    lines.append(hand_in(where.parent.name, where.name) if graded_path(repo_path) else
+                 "*A demo, not assessed: nothing to hand in.*")
+    return "\n".join(lines)
+
+
+def header_source(path, config: Settings | None = None) -> str:
+    return header_for(colab_path(path), config or settings())
 
 
 def is_badge(cell) -> bool:
     return cell.get("metadata", {}).get("coursepack", {}).get("badge", False)
 
 
-BADGES_START, BADGES_END = "<!-- colab-badges:start (written by make sync) -->", "<!-- colab-badges:end -->"
+def released_and_demos(root=ROOT) -> list[Path]:
+    """Every notebook students get, released ones first: the same paths here and in the student repository."""
+    root = Path(root)
+    return sorted((root / RELEASE.name).glob("*/*.ipynb")) + sorted((root / DEMOS.name).glob("*.ipynb"))
 
 
-def readme_badges() -> str:
-    """The README's table of Colab badges, one per student notebook and demo."""
+def badge_table(config: Settings) -> str:
+    """A table of Colab badges, one per student notebook and demo."""
     rows = ["| notebook | open |", "| --- | --- |"]
-    for path in sorted(RELEASE.glob("*/*.ipynb")) + demo_notebooks():
-        rows.append(f"| `{path.relative_to(ROOT).as_posix()}` | {badge_source(path)} |")
-    return "\n".join([BADGES_START, *rows, BADGES_END])
+    for path in released_and_demos():
+        repo_path = path.relative_to(ROOT).as_posix()
+        rows.append(f"| `{repo_path}` | {badge(config.colab_url(repo_path))} |")
+    return "\n".join(rows)
 
 
-def readme_with_badges(text: str) -> str:
-    start, end = text.index(BADGES_START), text.index(BADGES_END) + len(BADGES_END)
-    return text[:start] + readme_badges() + text[end:]
+def assignments(root=ROOT) -> list[str]:
+    """The assignments of a course: the folders of source/ that hold notebooks."""
+    source = Path(root) / SOURCE.name
+    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def getting_started(config: Settings) -> str:
+    """The four routes of the sheet and how to hand in: coursepack/snippets/getting_started.md, filled in."""
+    assignment = assignments()[0]
+    return render((SNIPPETS / f"{GETTING_STARTED}.md").read_text().strip(), assignment=assignment,
+                  repository=config.repository, repository_url=f"https://github.com/{config.repository}",
+                  clone_url=f"https://github.com/{config.repository}.git",
+                  badges=badge_table(config), hand_in=hand_in(assignment, f"{first_notebook(assignment)}.ipynb"))
+
+
+def first_notebook(assignment: str) -> str:
+    """The stem of an assignment's first notebook: its top carries the getting-started text."""
+    return sorted(SOURCE.glob(f"{assignment}/*.ipynb"))[0].stem
+
+
+BLOCK_START, BLOCK_END = "<!-- getting-started:start (written by make sync", "<!-- getting-started:end -->"
+
+
+def readme_block(config: Settings) -> str:
+    return (f"{BLOCK_START} from coursepack/snippets/{GETTING_STARTED}.md: edit it there) -->\n"
+            f"{getting_started(config)}\n{BLOCK_END}")
+
+
+def synced_readme(text: str, config: Settings | None = None) -> str:
+    """A README (this one or the student one) with its getting-started block rewritten."""
+    start, end = text.index(BLOCK_START), text.index(BLOCK_END) + len(BLOCK_END)
+    return text[:start] + readme_block(config or settings()) + text[end:]
+
+
+def carries_getting_started(repo_path: str) -> bool:
+    where = PurePosixPath(repo_path)
+    return graded_path(repo_path) and where.stem == first_notebook(where.parent.name)
+
+
+def sync_cells(nb, repo_path: str, config: Settings) -> None:
+    """Write the header cell, the injected cells and (first notebook of an assignment) the getting-started
+    cell of the notebook at `repo_path` for `config`, and strip outputs. Idempotent."""
+    if not (nb.cells and is_badge(nb.cells[0])):
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(metadata={"coursepack": {"badge": True}}))
+    nb.cells[0].source = header_for(repo_path, config)
+    if not any(injected(c) == COLAB_SETUP for c in nb.cells):
+        first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+        nb.cells.insert(first_code, nbformat.v4.new_code_cell(metadata={"coursepack": {"inject": COLAB_SETUP}}))
+    if carries_getting_started(repo_path) and not any(injected(c) == GETTING_STARTED for c in nb.cells):
+        intro = next((i for i, c in enumerate(nb.cells) if i > 0 and c.cell_type == "markdown"), 0)
+        nb.cells.insert(intro + 1, nbformat.v4.new_markdown_cell(metadata={"coursepack": {"inject": GETTING_STARTED}}))
+    for cell in nb.cells:
+        name = injected(cell)
+        if name:
+            cell.source = snippet_cell_source(name, config)
+            if split_title(cell.source)[0]:
+                cell.metadata.update(copy.deepcopy(COLLAPSED))
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
 
 
 def sync_snippets(path) -> bool:
-    """Give the notebook at `path` its Colab badge and set-up cell, rewrite its injected cells, strip outputs.
+    """Give the notebook at `path` its header, set-up and injected cells and strip outputs.
 
     Returns whether anything changed (the file is only written then).
     """
     nb = read(path)
     before = nbformat.writes(nb)
-    if not (nb.cells and is_badge(nb.cells[0])):
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(metadata={"coursepack": {"badge": True}}))
-    nb.cells[0].source = badge_source(path)
-    if not any(injected(c) == COLAB_SETUP for c in nb.cells):
-        first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
-        nb.cells.insert(first_code, nbformat.v4.new_code_cell(metadata={"coursepack": {"inject": COLAB_SETUP}}))
-    for cell in nb.cells:
-        name = injected(cell)
-        if name:
-            cell.source = snippet_cell_source(name)
-            if split_title(cell.source)[0]:
-                cell.metadata.update(copy.deepcopy(COLLAPSED))
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
+    sync_cells(nb, colab_path(path), settings())
     changed = nbformat.writes(nb) != before
     if changed:
         write(nb, path)
@@ -182,8 +295,11 @@ def sync_snippets(path) -> bool:
 def problems(path, graded: bool) -> list[str]:
     """Everything wrong with one committed notebook, as sentences naming the cell."""
     nb, found, ids = read(path), [], set()
-    if not (nb.cells and is_badge(nb.cells[0]) and nb.cells[0].source == badge_source(path)):
-        found.append(f"{path.relative_to(ROOT)}: the first cell must be its Colab badge (run make sync)")
+    if not (nb.cells and is_badge(nb.cells[0]) and nb.cells[0].source == header_source(path)):
+        found.append(f"{path.relative_to(ROOT)}: the first cell must be its header and Colab badge (run make sync)")
+    if carries_getting_started(colab_path(path)) and not any(injected(c) == GETTING_STARTED for c in nb.cells):
+        found.append(f"{path.relative_to(ROOT)}: the getting-started cell is missing after the introduction "
+                     "(run make sync)")
     code = [c for c in nb.cells if c.cell_type == "code"]
     if not (code and injected(code[0]) == COLAB_SETUP):
         found.append(f"{path.relative_to(ROOT)}: the first code cell must be the Colab set-up cell (run make sync)")
@@ -193,7 +309,7 @@ def problems(path, graded: bool) -> list[str]:
             found.append(f"{where}: has outputs; notebooks are committed without them (make sync strips them)")
         name = injected(cell)
         if name and cell.source != snippet_cell_source(name):
-            found.append(f"{where}: differs from coursepack/snippets/{name}.py (run make sync)")
+            found.append(f"{where}: differs from its snippet coursepack/snippets/{name} (run make sync)")
         if name and split_title(cell.source)[0] and not is_collapsed(cell):
             found.append(f"{where}: the snippet {name!r} has a #@title, so its cell must be collapsed (run make sync)")
         meta = nbgrader(cell)

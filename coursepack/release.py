@@ -1,12 +1,20 @@
 """Release: generate the student versions of every assignment and prove they are in sync and leak-free.
 
-    python -m coursepack.release            generate release/ from source/ and print the points table
+    python -m coursepack.release            generate release/ from source/, print the points table and what
+                                            changed in grading since the last published release
     python -m coursepack.release --check    regenerate in a temporary folder; fail if release/ differs
                                             from it or if any solution or hidden-test text leaked
+
+Versions: `version` in pyproject.toml is the release's one source (every notebook's header shows it).
+`make publish` records each published version's graded items (grade ids, points, a checksum of each test
+cell) in release/releases.json, beside the assignment folders, so students never receive it. A graded
+change under a version already published is refused: submissions made against it would be graded with
+other tests.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -21,8 +29,7 @@ MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "
 MIN_LEAK_LENGTH = 16
 
 
-def assignments(course: Path) -> list[str]:
-    return sorted(p.name for p in (course / "source").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+assignments = notebooks.assignments
 
 
 def generate(course: Path, assignment: str) -> None:
@@ -80,6 +87,108 @@ def leaks(source_dir: Path, release_dir: Path) -> list[str]:
     return found
 
 
+MANIFEST = Path("release") / "releases.json"
+
+
+def graded_items(source_dir: Path) -> dict[str, dict[str, dict]]:
+    """{notebook: {grade_id: item}} for the cells grading depends on: answer cells (their ids: submissions
+    carry them), test cells (points and a checksum of the whole cell, hidden tests included) and written
+    answers (points)."""
+    items = {}
+    for path in sorted(source_dir.glob("*.ipynb")):
+        cells = {}
+        for cell in notebooks.read(path).cells:
+            meta = notebooks.nbgrader(cell)
+            if notebooks.is_test(cell):
+                text = "\n".join(line.rstrip() for line in cell.source.strip().splitlines())
+                cells[meta["grade_id"]] = {"kind": "test", "points": meta["points"],
+                                           "checksum": hashlib.sha256(text.encode()).hexdigest()[:16]}
+            elif meta.get("solution"):
+                cells[meta["grade_id"]] = {"kind": "written" if meta.get("grade") else "answer",
+                                           **({"points": meta["points"]} if meta.get("grade") else {})}
+        items[path.name] = cells
+    return items
+
+
+def course_items(course: Path) -> dict[str, dict]:
+    return {assignment: graded_items(course / "source" / assignment) for assignment in assignments(course)}
+
+
+def published(course: Path) -> dict[str, dict]:
+    """{version: {"items": {assignment: graded items}, ...}} for every published version, oldest first."""
+    path = course / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record(course: Path, version: str, **facts) -> None:
+    """Add `version` (with its graded items and `facts`, such as the export's commit) to the manifest."""
+    manifest = published(course)
+    manifest[version] = {"items": course_items(course), **facts}
+    (course / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+
+
+def grading_changes(before: dict, after: dict) -> list[str]:
+    """How grading differs between two course_items(), as sentences naming notebook and grade id."""
+    found = []
+    for assignment in sorted(before.keys() | after.keys()):
+        old_nbs, new_nbs = before.get(assignment, {}), after.get(assignment, {})
+        for name in sorted(old_nbs.keys() | new_nbs.keys()):
+            where = f"{assignment}/{name}"
+            if name not in new_nbs or name not in old_nbs:
+                found.append(f"{where}: {'removed' if name not in new_nbs else 'added'}")
+                continue
+            old, new = old_nbs[name], new_nbs[name]
+            for gid in sorted(old.keys() | new.keys()):
+                if gid not in new or gid not in old:
+                    found.append(f"{where} {gid}: grade id {'removed' if gid not in new else 'added'}")
+                    continue
+                if old[gid].get("kind") != new[gid].get("kind"):
+                    found.append(f"{where} {gid}: was a {old[gid].get('kind')} cell, now a {new[gid].get('kind')}")
+                if old[gid].get("points") != new[gid].get("points"):
+                    found.append(f"{where} {gid}: points {old[gid].get('points')} -> {new[gid].get('points')}")
+                if old[gid].get("checksum") != new[gid].get("checksum"):
+                    found.append(f"{where} {gid}: the test cell changed (visible or hidden tests)")
+    return found
+
+
+def release_report(course: Path) -> tuple[bool, str]:
+    """(blocking, text): what changed in grading since the last published release, and how to proceed.
+
+    Blocking when the current version was itself published with other graded items: the version no longer
+    names one set of tests, so `make publish` refuses and `make test` fails until the version is bumped.
+    """
+    manifest = published(course)
+    if not manifest:
+        return False, ""
+    version, current = notebooks.version(course), course_items(course)
+    if version in manifest:
+        found = grading_changes(manifest[version]["items"], current)
+        if not found:
+            return False, ""
+        commit = manifest[version].get("source_commit")
+        keep = f" (a checkout of this repository's commit {commit}, `git worktree add ../v{version} {commit}`)" \
+            if commit else ""
+        return True, "\n".join([
+            f"Grading changed since release {version} was published, under the same version:",
+            *(f"  {line}" for line in found),
+            "Submissions already made were made against the published tests. To proceed:",
+            "  1. bump `version` in pyproject.toml and say in CHANGELOG.md what changed and what happens to work",
+            "     already handed in;",
+            "  2. make sync && make release, commit, then make publish DEST=... (a new commit and tag);",
+            "  3. re-grade submissions already collected with the new tests (make autograde), or grade them with",
+            f"     release {version}'s tests{keep};",
+            "  or undo the change in source/ to keep release " + version + "."])
+    last = next(reversed(manifest))
+    found = grading_changes(manifest[last]["items"], current)
+    if not found:
+        return False, ""
+    return False, "\n".join([
+        f"Release {version} (not published yet) grades differently from release {last}:",
+        *(f"  {line}" for line in found),
+        f"After make publish, re-grade submissions made against {last} or grade them with its tests; "
+        "CHANGELOG.md should say which."])
+
+
 def differences(committed: Path, fresh: Path) -> list[str]:
     """How the committed release folder differs from a freshly generated one."""
     names = {p.name for p in committed.glob("*")} | {p.name for p in fresh.glob("*")}
@@ -128,7 +237,10 @@ def main(argv=None) -> int:
         if found:
             print("\n".join(found), file=sys.stderr)
             return 1
-    return 0
+    blocking, report = release_report(args.course)
+    if report:
+        print(report, file=sys.stderr if blocking else sys.stdout)
+    return 1 if blocking else 0
 
 
 if __name__ == "__main__":

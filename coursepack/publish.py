@@ -1,0 +1,273 @@
+"""Publish: write the student repository, which holds no solution, hidden test or grading code.
+
+    python -m coursepack.publish DEST     (make publish DEST=... [REPOSITORY=owner/name BRANCH=branch-or-tag])
+    python -m coursepack.publish --check  build the export in a temporary folder and scan it; publish nothing
+
+Colab opens notebooks from a public GitHub repository; this one holds the answers. The export has the
+same layout as this repository for what students get, so every path in the getting-started text is true
+in both:
+
+    README.md  CHANGELOG.md  LICENSE  .gitignore   the student README (coursepack/student/), this CHANGELOG
+    release/<assignment>/                          the release notebooks (and any files beside them)
+    notebooks/                                     the demos
+    Makefile  pyproject.toml  environment.yml      make lab / kernel / slurm and the practical's requirements
+    coursepack/kernel.py  coursepack/slurm.py  slurm/run_notebook.sbatch.in   the tools behind them
+
+Every header cell, getting-started cell and README link is written for the student repository named by
+REPOSITORY and BRANCH (coursepack/notebooks.py). The tree is built in a scratch folder and scanned
+(`scan`): no solution or hidden-test text, no mutation case, no path of the instructor's folders, every
+badge and link to the student repository resolving to a file of the export. Only then is it committed
+into DEST's own history (a git repository, created when missing) as "Release <version>" and tagged
+v<version>; nothing of this repository's history enters DEST. A version already tagged with other
+content is refused (bump the version), and so is a graded change under a published version
+(coursepack/release.py). The published version's graded items are recorded in release/releases.json.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+from coursepack import notebooks, release
+
+STUDENT = Path("coursepack") / "student"
+TOOLS = ("coursepack/kernel.py", "coursepack/slurm.py", "slurm/run_notebook.sbatch.in")
+MAKEFILE_BLOCK = re.compile(r"^# student-makefile:start.*?\n(.*?)^# student-makefile:end\n", re.S | re.M)
+# What may never reach students, by path and by text.
+FORBIDDEN_PATHS = ("source/", "autograde_tests/", "docs/", "coursepack/grading/", "coursepack/snippets/",
+                   str(release.MANIFEST), "nbgrader_config.py", ".ci/", "scripts/")
+FORBIDDEN_TEXT = re.compile(r"(?<![\w.-])(source|autograde_tests)/|coursepack[./]grading")
+LINK = re.compile(r"https://(?:colab\.research\.google\.com/github|github\.com)/([\w.-]+)/([\w.-]+)/blob/"
+                  r"([^/\s)]+)/([^\s)\"'>]+)")
+PLACEHOLDER = re.compile(r"\{\{\w+\}\}|<(?:this repository's URL|your [^>]*|[A-Z_ ]+)>")
+IDENTITY = ["-c", "user.name=COMP3547 course pack", "-c", "user.email=coursepack@invalid"]
+
+
+def student_pyproject(course: Path, version: str) -> str:
+    """The student repository's pyproject.toml: this one's requirements, and the package of the two tools."""
+    project = tomllib.loads((course / "pyproject.toml").read_text())["project"]
+    deps = "".join(f'    "{dep}",\n' for dep in project["dependencies"])
+    return (f'[project]\nname = "comp3547-practical1"\nversion = "{version}"\n'
+            'description = "COMP3547 Deep Learning practical 1: its requirements, make kernel and make slurm"\n'
+            f'requires-python = "{project["requires-python"]}"\nlicense = {{ text = "MIT" }}\n'
+            f"dependencies = [\n{deps}]\n\n"
+            '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+            '[tool.setuptools]\npackages = ["coursepack"]\n')
+
+
+def student_environment(course: Path) -> str:
+    project = tomllib.loads((course / "pyproject.toml").read_text())["project"]
+    deps = "".join(f'      - "{dep}"\n' for dep in project["dependencies"])
+    return ("# Conda environment for NCC and local machines: the same requirements as pyproject.toml.\n"
+            "#   conda env create -f environment.yml && conda activate comp3547 && pip install --no-deps -e .\n"
+            "name: comp3547\nchannels:\n  - conda-forge\ndependencies:\n"
+            f"  - python{project['requires-python']}\n  - pip\n  - pip:\n{deps}")
+
+
+def student_makefile(course: Path) -> str:
+    block = MAKEFILE_BLOCK.search((course / "Makefile").read_text())
+    if not block:
+        raise ValueError("Makefile: no '# student-makefile:start' ... '# student-makefile:end' block")
+    return (course / STUDENT / "Makefile.head").read_text() + block.group(1)
+
+
+def build(course: Path, export: Path, config: notebooks.Settings) -> None:
+    """Write the student repository's tree for `config` into the empty folder `export`."""
+    for assignment in release.assignments(course):
+        shutil.copytree(course / "release" / assignment, export / "release" / assignment)
+    shutil.copytree(course / notebooks.DEMOS.name, export / notebooks.DEMOS.name,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for path in notebooks.released_and_demos(export):
+        nb = notebooks.read(path)
+        notebooks.sync_cells(nb, path.relative_to(export).as_posix(), config)
+        notebooks.write(nb, path)
+    (export / "README.md").write_text(notebooks.synced_readme((course / STUDENT / "README.md").read_text(), config))
+    for name in ("CHANGELOG.md", "LICENSE"):
+        shutil.copy(course / name, export / name)
+    shutil.copy(course / STUDENT / "gitignore", export / ".gitignore")
+    (export / "Makefile").write_text(student_makefile(course))
+    (export / "pyproject.toml").write_text(student_pyproject(course, config.version))
+    (export / "environment.yml").write_text(student_environment(course))
+    for tool in TOOLS:
+        (export / tool).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(course / tool, export / tool)
+    (export / "coursepack" / "__init__.py").write_text('"""The tools behind make kernel and make slurm."""\n')
+
+
+def _text_files(export: Path):
+    """(path, text) for each text file of the export; a notebook's text is its JSON and its cells' sources."""
+    for path in sorted(export.rglob("*")):
+        if path.is_file() and ".git" not in path.relative_to(export).parts:
+            try:
+                text = path.read_text()
+            except UnicodeDecodeError:
+                continue
+            if path.suffix == ".ipynb":
+                nb = notebooks.nbformat.reads(text, as_version=4)
+                text += "\n" + "\n".join(cell.source for cell in nb.cells)
+            yield path, text
+
+
+def secret_lines(course: Path) -> set[str]:
+    """Lines no student may see: solutions and hidden tests of source/ and the mutation cases' code, less
+    what the release and the demos show anyway (release.check proves the release itself leaks nothing)."""
+    secret = set()
+    for assignment in release.assignments(course):
+        for source in sorted((course / "source" / assignment).glob("*.ipynb")):
+            secret |= release.secret_lines(notebooks.read(source))
+    for case in sorted((course / "autograde_tests" / "cases").glob("*.py")):
+        secret |= {line.strip() for line in case.read_text().splitlines()
+                   if len(line.strip()) >= release.MIN_LEAK_LENGTH}
+    public = set()
+    for path in notebooks.released_and_demos(course):
+        public |= {line.strip() for cell in notebooks.read(path).cells for line in cell.source.splitlines()}
+    return secret - public
+
+
+def scan(course: Path, export: Path, config: notebooks.Settings) -> list[str]:
+    """Everything wrong with an export, as sentences naming the file: leaks, instructor paths, unfilled
+    placeholders, links to the student repository that do not resolve to a file of the export."""
+    found, secret = [], secret_lines(course)
+    owner = config.repository.split("/")[0]
+    for path in sorted(export.rglob("*")):
+        rel = path.relative_to(export).as_posix()
+        if ".git" not in path.relative_to(export).parts and rel.startswith(FORBIDDEN_PATHS):
+            found.append(f"{rel}: an instructor's file")
+    for path, text in _text_files(export):
+        rel = path.relative_to(export).as_posix()
+        found += [f"{rel}: contains marker {m!r}" for m in release.MARKERS if m in text]
+        found += [f"{rel}: names {m.group(0)!r}" for m in FORBIDDEN_TEXT.finditer(text)]
+        found += [f"{rel}: leaks {line!r}" for line in sorted(secret & {x.strip() for x in text.splitlines()})]
+        if path.suffix in (".md", ".ipynb"):
+            found += [f"{rel}: unfilled placeholder {m.group(0)!r}" for m in PLACEHOLDER.finditer(text)]
+        for match in LINK.finditer(text):
+            link_owner, name, ref, target = match.groups()
+            if link_owner != owner:
+                continue
+            if (f"{link_owner}/{name}", ref) != (config.repository, config.branch):
+                found.append(f"{rel}: links to {link_owner}/{name}@{ref}, not {config.repository}@{config.branch}")
+            elif not (export / target).is_file():
+                found.append(f"{rel}: links to {target}, which is not in the export")
+    return found
+
+
+def git(dest: Path, *args: str, identity: bool = False) -> str:
+    command = ["git", *(IDENTITY if identity else []), "-C", str(dest), *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _has_identity(dest: Path) -> bool:
+    return subprocess.run(["git", "-C", str(dest), "config", "user.email"], capture_output=True).returncode == 0
+
+
+def _ref(dest: Path, ref: str) -> str | None:
+    done = subprocess.run(["git", "-C", str(dest), "rev-parse", "--verify", "--quiet", ref],
+                          capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def commit(export: Path, dest: Path, version: str) -> tuple[str, str]:
+    """Commit the tree `export` into the git repository `dest` (created when missing) and tag it v<version>.
+
+    Returns (commit, what happened). ValueError when DEST has changes of its own or the tag already marks
+    other content (then DEST is left as it was).
+    """
+    if not (dest / ".git").exists():
+        if dest.exists() and any(dest.iterdir()):
+            raise ValueError(f"{dest}: not empty and not a git repository")
+        dest.mkdir(parents=True, exist_ok=True)
+        git(dest, "init", "--quiet", "--initial-branch=main")
+    if git(dest, "status", "--porcelain"):
+        raise ValueError(f"{dest}: has changes of its own (commit or discard them; only make publish writes there)")
+    for entry in dest.iterdir():
+        if entry.name != ".git":
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    shutil.copytree(export, dest, dirs_exist_ok=True)
+    git(dest, "add", "--all", ".")
+    tree, tag = git(dest, "write-tree"), f"v{version}"
+    tagged = _ref(dest, f"{tag}^{{tree}}")
+    if tagged and tagged != tree:
+        git(dest, "reset", "--quiet", "--hard")
+        git(dest, "clean", "--quiet", "-fdx")
+        raise ValueError(f"{tag} already marks a release with other content: bump `version` in pyproject.toml, "
+                         "add its CHANGELOG.md entry, make sync && make release, then publish again")
+    identity = not _has_identity(dest)
+    head = _ref(dest, "HEAD")
+    if head and _ref(dest, "HEAD^{tree}") == tree:
+        what = "already up to date"
+    else:
+        git(dest, "commit", "--quiet", "-m", f"Release {version}", "-m",
+            "Written by make publish: the student release of COMP3547 practical 1.", identity=identity)
+        what = "committed"
+    head = _ref(dest, "HEAD")
+    if not tagged:
+        git(dest, "tag", "-a", tag, "-m", f"COMP3547 practical 1, release {version}", identity=identity)
+        what += f", tagged {tag}"
+    return head, what
+
+
+def refusals(course: Path, config: notebooks.Settings) -> list[str]:
+    """Reasons not to publish this course as it stands."""
+    found = []
+    if not re.search(rf"^## {re.escape(config.version)}\b", (course / "CHANGELOG.md").read_text(), re.M):
+        found.append(f"CHANGELOG.md has no '## {config.version}' entry for the version in pyproject.toml")
+    if re.fullmatch(r"v\d+(\.\d+)*", config.branch) and config.branch != f"v{config.version}":
+        found.append(f"BRANCH={config.branch} is another release's tag: badges would open it, not v{config.version}")
+    blocking, report = release.release_report(course)
+    if blocking:
+        found.append(report)
+    if (course / ".git").exists():
+        dirty = subprocess.run(["git", "-C", str(course), "status", "--porcelain", "--", "source", "release",
+                                "notebooks", "coursepack", "CHANGELOG.md", "LICENSE", "pyproject.toml", "Makefile",
+                                "slurm"], capture_output=True, text=True).stdout.strip()
+        if dirty:
+            found.append(f"uncommitted changes in what is published (commit them first):\n{dirty}")
+    found += release.check(course)
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dest", type=Path, nargs="?", help="the student repository's working copy")
+    parser.add_argument("--check", action="store_true", help="build and scan the export, publish nothing")
+    parser.add_argument("--course", type=Path, default=notebooks.ROOT)
+    parser.add_argument("--repository", help="owner/name of the student repository (default: REPOSITORY)")
+    parser.add_argument("--branch", help="its branch or tag that badges open (default: BRANCH)")
+    args = parser.parse_args(argv)
+    if not args.check and args.dest is None:
+        parser.error("give DEST, the student repository's working copy, or --check")
+    course = args.course.resolve()
+    config = notebooks.settings(course, args.repository, args.branch)
+    found = [] if args.check else refusals(course, config)
+    with tempfile.TemporaryDirectory() as tmp:
+        export = Path(tmp) / "export"
+        export.mkdir()
+        build(course, export, config)
+        found += scan(course, export, config)
+        if found:
+            print("not published:\n" + "\n".join(f"  {line}" for line in found), file=sys.stderr)
+            return 1
+        if args.check:
+            print(f"the export of release {config.version} for {config.repository}@{config.branch} is clean")
+            return 0
+        try:
+            head, what = commit(export, args.dest.resolve(), config.version)
+        except ValueError as error:
+            print(f"not published: {error}", file=sys.stderr)
+            return 1
+    print(f"{args.dest}: release {config.version} {what} ({head[:12]})")
+    if config.version not in release.published(course):
+        source_commit = _ref(course, "HEAD") if (course / ".git").exists() else None
+        release.record(course, config.version, source_commit=source_commit, export_commit=head)
+        print(f"recorded release {config.version}'s graded items in {release.MANIFEST}: commit it here")
+    print(f"next: git -C {args.dest} push origin main v{config.version}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
