@@ -1,5 +1,6 @@
 """The grader's command line: thin traitlets apps over api.py and feedback.py, in nbgrader's style.
 
+    python -m coursepack.grading collect ASSIGNMENT [--archive=BULK.zip] [--roster=CSV]   (make collect)
     python -m coursepack.grading autograde ASSIGNMENT [--workers=N] [--student=GLOB] [--db-url=URL]
     python -m coursepack.grading autograde ASSIGNMENT --shard=I/N --shard-db=PATH   (one SLURM array task)
     python -m coursepack.grading merge ASSIGNMENT SHARD_DB...                       (after the array)
@@ -19,6 +20,7 @@ from traitlets import Unicode
 from traitlets.config import Application
 
 from coursepack.grading.api import Grader, grade_class, merge_shards, print_result
+from coursepack.grading.collect import Collector, PlatformCollector
 from coursepack.grading.harness import HarnessSettings
 from coursepack.grading.sandbox import Sandbox
 
@@ -107,10 +109,34 @@ class FeedbackApp(GradingApp):
         print(f"{count} feedback files under feedback/ (hidden test code removed)")
 
 
+class CollectApp(GradingApp):
+    name = "collect"
+    description = "File every hand-in under submitted/<id>/ASSIGNMENT/: from the exchange (nbgrader collect) or, " \
+                  "with --archive, from a learning platform's bulk download (nbgrader zip_collect)."
+    archive = Unicode("", help="a bulk download (.zip, or a folder of its files) from the learning platform"
+                      ).tag(config=True)
+    classes = [*GradingApp.classes, Collector, PlatformCollector]
+    aliases = {**COMMON_ALIASES, "archive": "CollectApp.archive", "roster": "Collector.roster",
+               "pattern": "PlatformCollector.named_regexp"}
+
+    def start(self):
+        from coursepack.grading.collect import collect
+
+        assignment = self.assignment()
+        try:
+            result = collect(Path(self.course), assignment, Path(self.archive) if self.archive else None,
+                             config=self.config)
+        except (OSError, RuntimeError, ValueError) as error:
+            self.failed(error)
+        print(result.summary())
+        print(f"report: {result.report}")
+
+
 class CoursepackGrading(Application):
     name = "coursepack.grading"
-    description = "Grade a class: autograde, merge (after a SLURM array), feedback."
+    description = "Grade a class: collect, autograde, merge (after a SLURM array), feedback, grades."
     subcommands = {
+        "collect": (CollectApp, CollectApp.description),
         "autograde": (AutogradeApp, AutogradeApp.description),
         "merge": (MergeApp, MergeApp.description),
         "feedback": (FeedbackApp, FeedbackApp.description),
