@@ -5,6 +5,7 @@
     python -m coursepack.grading autograde ASSIGNMENT --shard=I/N --shard-db=PATH   (one SLURM array task)
     python -m coursepack.grading merge ASSIGNMENT SHARD_DB...                       (after the array)
     python -m coursepack.grading feedback ASSIGNMENT [--student=GLOB]
+    python -m coursepack.grading grades [--blackboard=ROSTER]                           (make grades)
 
 Every setting is a configurable trait: in the course's nbgrader_config.py (`c.Sandbox.notebook_timeout
 = 600`) or on the command line (`--Sandbox.notebook_timeout=600`); `--help-all` lists them all.
@@ -21,7 +22,9 @@ from traitlets.config import Application
 
 from coursepack.grading.api import Grader, grade_class, merge_shards, print_result
 from coursepack.grading.collect import Collector, PlatformCollector
+from coursepack.grading.exports import BlackboardExport, GradeExports
 from coursepack.grading.harness import HarnessSettings
+from coursepack.grading.report import printable
 from coursepack.grading.sandbox import Sandbox
 
 COMMON_ALIASES = {"course": "GradingApp.course", "db-url": "CourseDirectory.db_url"}
@@ -132,6 +135,29 @@ class CollectApp(GradingApp):
         print(f"report: {result.report}")
 
 
+class GradesApp(GradingApp):
+    name = "grades"
+    description = "Export grades: one row per test cell (item analysis) and, with --blackboard=ROSTER, " \
+                  "Blackboard's Grade Centre upload file."
+    blackboard = Unicode("", help="a roster CSV (id,username[,first_name,last_name]): also write Blackboard's "
+                                  "Grade Centre upload file").tag(config=True)
+    classes = [*GradingApp.classes, GradeExports, BlackboardExport]
+    aliases = {**COMMON_ALIASES, "blackboard": "GradesApp.blackboard", "assignment": "GradeExports.assignments"}
+
+    def start(self):
+        from coursepack.grading.exports import export
+
+        roster = Path(self.blackboard) if self.blackboard else None
+        try:
+            result = export(Path(self.course), roster=roster, config=self.config)
+        except (OSError, ValueError) as error:
+            self.failed(error)
+        for problem in result.problems:
+            print(f"grades: {printable(problem)}", file=sys.stderr)
+        print("wrote " + ", ".join(str(f.name) for f in result.files))
+        self.exit(result.exit_code)
+
+
 class CoursepackGrading(Application):
     name = "coursepack.grading"
     description = "Grade a class: collect, autograde, merge (after a SLURM array), feedback, grades."
@@ -140,6 +166,7 @@ class CoursepackGrading(Application):
         "autograde": (AutogradeApp, AutogradeApp.description),
         "merge": (MergeApp, MergeApp.description),
         "feedback": (FeedbackApp, FeedbackApp.description),
+        "grades": (GradesApp, GradesApp.description),
     }
 
     def start(self):
