@@ -174,3 +174,19 @@ def test_an_archive_that_is_not_there_is_an_error_not_a_crash(course, tmp_path):
     done = subprocess.run([sys.executable, "-m", "coursepack.grading", "collect", ASSIGNMENT,
                            f"--archive={tmp_path / 'nothing.zip'}"], cwd=course, capture_output=True, text=True)
     assert done.returncode == 2 and "nothing.zip" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bulk_download_cannot_bring_set_uid_files_or_unpack_without_bound(course, tmp_path):
+    first = NAMES[0]
+    archive = tmp_path / "modes.zip"
+    with zipfile.ZipFile(archive, "w") as bulk:
+        entry = zipfile.ZipInfo(f"{BB}_ab12_attempt_{stamp(1)}_{first}.ipynb")
+        entry.external_attr = 0o104777 << 16  # a regular file, set-uid, writable by all
+        bulk.writestr(entry, tagged(first, "modes"))
+    collect.collect(course, ASSIGNMENT, archive)
+    filed = course / "submitted" / "ab12" / ASSIGNMENT / f"{first}.ipynb"
+    assert marker_of(filed) == "modes" and filed.stat().st_mode & 0o7077 == 0
+    (course / "nbgrader_config.py").write_text((course / "nbgrader_config.py").read_text()
+                                               + "\nc.Collector.max_archive_bytes = 1000\n")
+    with pytest.raises(ValueError, match="max_archive_bytes"):
+        collect.collect(course, ASSIGNMENT, archive)

@@ -34,13 +34,15 @@ import json
 import re
 import shutil
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbgrader.apps.zipcollectapp import ZipCollectApp
 from nbgrader.plugins import FileNameCollectorPlugin
-from traitlets import Bool, Unicode
+from nbgrader.utils import parse_utc
+from traitlets import Bool, Integer, Unicode
 from traitlets.config import Config, Configurable
 
 from coursepack import notebooks
@@ -158,6 +160,14 @@ def matching_notebook(nb, released: dict[str, tuple[set[str], set[str]]]) -> str
     return best and best[1]
 
 
+def _moment(timestamp: str) -> datetime.datetime | None:
+    """A file name's timestamp as nbgrader reads it (UTC); None when there is none or it cannot be read."""
+    try:
+        return parse_utc(timestamp) if timestamp else None
+    except (ValueError, OverflowError):
+        return None
+
+
 class PlatformZipCollect(ZipCollectApp):
     """nbgrader's ZipCollectApp that files each student's newest attempt, with names mapped and a report."""
 
@@ -188,8 +198,9 @@ class PlatformZipCollect(ZipCollectApp):
             if self.usernames and student not in self.usernames.values():
                 record.problems.append(Problem(Kind.UNKNOWN_STUDENT, f"{student} is not on the roster: filed "
                                                                      "under the platform's user name"))
-            newest = max(by_time)
-            for older in sorted(t for t in by_time if t != newest):
+            order = sorted(by_time, key=lambda t: (_moment(t) or datetime.datetime.min, t))
+            newest = order[-1]
+            for older in order[:-1]:
                 files = [name for _, name in by_time[older] if name]
                 record.problems.append(Problem(Kind.OLDER_ATTEMPT, f"attempt of {older} superseded by {newest}: "
                                                                    f"{len(files)} file(s) not filed"))
@@ -198,7 +209,7 @@ class PlatformZipCollect(ZipCollectApp):
             if not chosen:
                 continue
             dest = self.coursedir.format_path(self.coursedir.submitted_directory, student, self.coursedir.assignment_id)
-            timestamp = datetime.datetime.fromisoformat(newest) if newest else None
+            timestamp = _moment(newest)
             data[student] = {"src_files": [str(p) for p, _ in chosen.values()],
                              "dest_files": [str(Path(dest) / f"{name}.ipynb") for name in chosen],
                              "file_ids": [f"{name}.ipynb" for name in chosen], "timestamp": timestamp}
@@ -253,6 +264,7 @@ class Collector(Configurable):
     update = Bool(True, help="exchange route: replace submissions already collected (nbgrader collect --update)"
                   ).tag(config=True)
     state_dir = Unicode(".grading", help="where the collect report goes, relative to the course").tag(config=True)
+    max_archive_bytes = Integer(4 * 2**30, help="a bulk download that would unpack to more is refused").tag(config=True)
 
 
 def _expected_students(course: Path, coursedir, people: dict) -> set[str]:
@@ -283,7 +295,7 @@ def collect(course: Path, assignment: str, archive: Path | None = None, *, confi
     if archive is None:
         result = _from_exchange(course, assignment, settings, coursedir)
     else:
-        result = _from_archive(course, assignment, archive.resolve(), config, people)
+        result = _from_archive(course, assignment, archive.resolve(), config, people, settings.max_archive_bytes)
     submitted = course / coursedir.submitted_directory
     known = {s.student: s for s in result.students}
     for student in sorted(_expected_students(course, coursedir, people) | set(known)):
@@ -304,7 +316,8 @@ def collect(course: Path, assignment: str, archive: Path | None = None, *, confi
     return result
 
 
-def _from_archive(course: Path, assignment: str, archive: Path, config: Config, people: dict) -> CollectResult:
+def _from_archive(course: Path, assignment: str, archive: Path, config: Config, people: dict,
+                  max_bytes: int) -> CollectResult:
     app = PlatformZipCollect(config=config)
     app.log_level = "ERROR"
     app.coursedir = course_directory(config, parent=app, root=str(course), assignment_id=assignment)
@@ -322,14 +335,27 @@ def _from_archive(course: Path, assignment: str, archive: Path, config: Config, 
         shutil.copy(archive, inbox)
     else:
         raise FileNotFoundError(f"{archive}: no such archive or folder")
+    for name in inbox.rglob("*"):
+        if name.is_file() and zipfile.is_zipfile(name):
+            size = sum(item.file_size for item in zipfile.ZipFile(name).infolist())
+            if size > max_bytes:
+                raise ValueError(f"{name.name} unpacks to {size} bytes, more than Collector.max_archive_bytes")
     app.init_plugins()
     app.extractor_plugin_inst.force = True
     try:
         app.extract_archive_files()
+        _plain_modes(Path(app._format_collect_path(app.extracted_directory)))
         app.process_extracted_files()
     except SystemExit as failed:  # nbgrader's own `fail` logged why
         raise RuntimeError(f"nbgrader zip_collect failed ({failed.code})") from None
     return CollectResult(assignment, "archive", students=list(app.outcome.values()), problems=app.stray)
+
+
+def _plain_modes(folder: Path) -> None:
+    """Zip entries carry Unix modes (setuptools' unzip applies them): no set-uid, executable or other's bits."""
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def _from_exchange(course: Path, assignment: str, settings: Collector, coursedir) -> CollectResult:
