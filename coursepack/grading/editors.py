@@ -111,9 +111,9 @@ def restore(nb, release, solutions: dict[str, str] | None = None) -> list[Proble
         if index not in matched_cells and "nbgrader" in cell.get("metadata", {}):
             gid = notebooks.grade_id(cell)
             if gid is not None and any(notebooks.grade_id(c) == gid for c in release.cells):
-                del cell.metadata["nbgrader"]  # a duplicate of a matched cell's id (a copied test cell)
-                notes.append(Problem(Kind.METADATA_RESTORED, f"a second cell with grade id {gid!r} "
-                                                             "(a copy): graded as an ordinary cell", gid))
+                del cell.metadata["nbgrader"]  # a copy of a matched cell, or a cell of another type
+                notes.append(Problem(Kind.METADATA_RESTORED, f"cell {index + 1} also carries grade id {gid!r}: "
+                                                             "graded as an ordinary cell", gid))
     for r, s in sorted(matched.items()):
         want = release.cells[r].metadata["nbgrader"]
         cell = nb.cells[s]
