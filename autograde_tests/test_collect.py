@@ -135,6 +135,12 @@ def test_blackboard_bulk_download_files_each_students_newest_attempt(course, tmp
     collect.collect(course, ASSIGNMENT, bulk_download(tmp_path / "later.zip", later), roster=roster)
     assert sorted(p.name for p in ada.iterdir()) == [f"{second}.ipynb", "timestamp.txt"]
     assert marker_of(bo / f"{second}.ipynb") == "cd34 renamed"
+    # ...and one whose newest attempt holds no notebook keeps what was filed, with a note.
+    pdf_only = {f"{b}{stamp(6)}_report.pdf": "%PDF"}
+    again = collect.collect(course, ASSIGNMENT, bulk_download(tmp_path / "pdf.zip", pdf_only), roster=roster)
+    bo_again = next(s for s in again.students if s.student == "s002")
+    assert bo_again.notebooks == [first, second] and bo_again.status == "ok"
+    assert kinds(bo_again) == sorted([Kind.NOT_A_NOTEBOOK, Kind.OLDER_ATTEMPT])
 
 
 def test_moodle_folders_through_the_configured_pattern(course, tmp_path):

@@ -206,9 +206,14 @@ class PlatformZipCollect(ZipCollectApp):
                                                                    f"{len(files)} file(s) not filed"))
             record.attempt = newest
             chosen = self._choose(by_time[newest], released, record)
-            if not chosen:
-                continue
             dest = self.coursedir.format_path(self.coursedir.submitted_directory, student, self.coursedir.assignment_id)
+            if not chosen:
+                kept = sorted(p.stem for p in Path(dest).glob("*.ipynb"))
+                if kept:  # filed by an earlier collect (or the exchange): graded unless removed
+                    record.notebooks = kept
+                    record.problems.append(Problem(Kind.OLDER_ATTEMPT, "no notebook in the newest attempt: the "
+                                                                       "notebooks filed earlier are kept"))
+                continue
             timestamp = _moment(newest)
             data[student] = {"src_files": [str(p) for p, _ in chosen.values()],
                              "dest_files": [str(Path(dest) / f"{name}.ipynb") for name in chosen],

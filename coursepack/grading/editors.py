@@ -155,7 +155,11 @@ class RestoreMetadata(NbGraderPreprocessor):
         editor = editor_of(nb)
         if editor:
             notes.append(Problem(Kind.EDITOR_FORMAT, f"saved by {editor}: read as the original"))
-        notes += restore(nb, release, solutions)
+        try:
+            notes += restore(nb, release, solutions)
+        except Exception as error:  # noqa: BLE001 - a cell we cannot read is nbgrader's to judge, as before
+            notes.append(Problem(Kind.EDITOR_FORMAT, f"cells not matched to the release ({type(error).__name__}): "
+                                                     "graded as handed in"))
         if any(p.kind is Kind.METADATA_RESTORED for p in notes):
             nb.cells.insert(0, note_cell(notes))
         coursepack_resources(resources)["problems"] += notes
