@@ -3,10 +3,11 @@
 Each fixture is the real release notebook (filled with the instructor's answers, or left blank)
 transformed the way that editor saves a notebook (coursepack/grading/editors.py lists the behaviour):
 
-- Colab: nbformat 4.0 without cell ids, `colab`/`accelerator` notebook metadata and Colab's short
-  kernelspec, `metadata.id` on every cell and `outputId` on outputs, and the nbgrader metadata
-  (with `deletable`/`editable`) gone from every answer cell, some test cells and some read-only cells;
-  a scratch cell added before an answer.
+- Colab: nbformat 4.0 without cell ids (or, as Colab and Google's nbfmt also write it, 4.0 keeping
+  the original's cell ids, which nbformat's 4.0 schema refuses), `colab`/`accelerator` notebook
+  metadata and Colab's short kernelspec, `metadata.id` on every cell and `outputId` on outputs, and
+  the nbgrader metadata (with `deletable`/`editable`) gone from every answer cell, some test cells
+  and some read-only cells; a scratch cell added before an answer.
 - VS Code: `vscode` metadata, its kernelspec and `language_info`, new cell ids, and nbgrader
   metadata edited (an answer's grade id renamed, a test marked unlocked with other points).
 - JupyterLab 3: nbformat 4.4, no cell ids. JupyterLab 4: nbformat 4.5 with new cell ids.
@@ -39,7 +40,7 @@ def _ids(nb, rng, length=8):
         cell["id"] = "".join(rng.choice("0123456789abcdef") for _ in range(length))
 
 
-def colab(nb):
+def colab(nb, keep_ids=False):
     nb, rng = copy.deepcopy(nb), random.Random(1)
     nb.nbformat_minor = 0
     nb.metadata = nbformat.from_dict({"colab": {"provenance": [], "toc_visible": True},
@@ -52,7 +53,8 @@ def colab(nb):
         for key in ("nbgrader", "deletable", "editable"):
             cell.metadata.pop(key, None)
     for cell in nb.cells:
-        cell.pop("id", None)
+        if not keep_ids:
+            cell.pop("id", None)
         cell.metadata["id"] = "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
                                       for _ in range(12))
         if cell.cell_type == "code":
@@ -60,7 +62,8 @@ def colab(nb):
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran in Colab\n")]
             cell.metadata["outputId"] = f"{rng.getrandbits(64):016x}"
     scratch = nbformat.v4.new_code_cell("x = torch.eye(2)\nx", metadata={"id": "scratch0001"})
-    scratch.pop("id", None)
+    if not keep_ids:
+        scratch.pop("id", None)
     nb.cells.insert(nb.cells.index(answers[1]), scratch)
     return nb
 
@@ -95,7 +98,12 @@ def lab4(nb):
     return nb
 
 
-EDITORS = {"colab": colab, "vscode": vscode, "lab3": lab3, "lab4": lab4}
+def colab_keeping_ids(nb):
+    """Colab's save with the 4.5 original's cell ids kept under `"nbformat_minor": 0`: invalid as it stands."""
+    return colab(nb, keep_ids=True)
+
+
+EDITORS = {"colab": colab, "colab_ids": colab_keeping_ids, "vscode": vscode, "lab3": lab3, "lab4": lab4}
 
 
 def saved(nb, editor) -> str:
@@ -138,7 +146,7 @@ def test_restored_metadata_is_noted_in_report_and_feedback(graded):
     course, results, _ = graded
     release_nb = classroom.release(course, ASSIGNMENT, STEM)
     graded_ids = [notebooks.grade_id(c) for c in release_nb.cells if notebooks.grade_id(c)]
-    for student in ("colab_full", "vscode_full"):
+    for student in ("colab_full", "colab_ids_full", "vscode_full"):
         notes = [p for p in results[student].problems if p.kind is Kind.METADATA_RESTORED]
         assert notes and all(p.cell in graded_ids for p in notes), results[student].problems
         assert any(p.kind is Kind.EDITOR_FORMAT for p in results[student].problems)
@@ -154,6 +162,8 @@ def test_restored_metadata_is_noted_in_report_and_feedback(graded):
     for student in ("original_full", "lab4_full"):
         assert not results[student].problems, results[student].problems
     assert [p.kind for p in results["lab3_full"].problems] == [Kind.EDITOR_FORMAT]
+    repaired = [p.message for p in results["colab_ids_full"].problems if p.kind is Kind.EDITOR_FORMAT]
+    assert any("read as 4.5" in m for m in repaired) and any("Google Colab" in m for m in repaired)
 
 
 def test_cells_are_matched_by_id_then_read_only_content_then_position():

@@ -51,6 +51,30 @@ def editor_of(nb) -> str | None:
     return None
 
 
+def repair_format(nb) -> str | None:
+    """Make an editor's save valid where nothing is lost; what was done, or None.
+
+    Colab and Google's notebook formatter (nbfmt) can write `"nbformat_minor": 0` on a notebook whose
+    cells keep the ids of the 4.5 original (seen in github.com/google-gemma/cookbook pull 304):
+    nbformat's 4.0 schema refuses the ids, so the notebook would count as invalid. It is read as 4.5.
+    """
+    if nb.nbformat != 4 or nb.nbformat_minor >= 5 or not any("id" in cell for cell in nb.cells):
+        return None
+    minor, seen = nb.nbformat_minor, set()
+    nb.nbformat_minor = 5
+    for cell in nb.cells:
+        if not isinstance(cell.get("id"), str) or cell["id"] in seen:
+            cell["id"] = random_cell_id()
+        seen.add(cell["id"])
+    return f"nbformat 4.{minor} with cell ids (as Colab may save it): read as 4.5"
+
+
+def random_cell_id() -> str:
+    from nbformat.corpus.words import generate_corpus_id
+
+    return generate_corpus_id()
+
+
 def _window(matched: dict[int, int], release_index: int, count: int) -> tuple[int, int]:
     """The submission's cells strictly between the matches of the release cells before and after this one."""
     before = [s for r, s in matched.items() if r < release_index]
