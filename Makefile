@@ -33,7 +33,7 @@ ifdef BRANCH
 export COURSEPACK_BRANCH := $(BRANCH)
 endif
 
-.PHONY: help release test lint sync lab autograde feedback grades bench clean distclean venv \
+.PHONY: help release test lint sync lab collect autograde feedback grades bench clean distclean venv \
         exchange-release kernel slurm bench-grading publish
 
 help: ## list the targets
@@ -68,6 +68,12 @@ test: $(VENV_READY) lint ## every check: lint, notebook rules, release sync, gra
 lab: $(VENV_READY) ## JupyterLab on the course, with nbgrader's Assignments and Formgrader
 	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) $(ALLOW_ROOT)
 
+# Without ARCHIVE: nbgrader collect from the exchange (the Assignments tab). ARCHIVE=bulk.zip: the learning
+# platform's bulk download (Colab students), through nbgrader's zip_collect; ROSTER=roster.csv maps user names to ids.
+collect: $(VENV_READY) ## file each student's newest hand-in under submitted/: from the exchange, or ARCHIVE=bulk.zip from the learning platform
+	$(PY) -m coursepack.grading collect $(ASSIGNMENT) $(if $(ARCHIVE),--archive='$(ARCHIVE)') \
+	  $(if $(ROSTER),--roster='$(ROSTER)')
+
 # WORKERS=N parallel graders (default: cores); STUDENT=glob grades only matching students.
 autograde: $(VENV_READY) ## autograde submitted/*/$(ASSIGNMENT) in parallel, each kernel sandboxed, into the gradebook
 	$(PY) -m coursepack.grading autograde $(ASSIGNMENT) $(if $(WORKERS),--workers=$(WORKERS)) \
@@ -76,8 +82,10 @@ autograde: $(VENV_READY) ## autograde submitted/*/$(ASSIGNMENT) in parallel, eac
 feedback: $(VENV_READY) ## feedback HTML for every autograded submission, under feedback/, without hidden test code
 	$(PY) -m coursepack.grading feedback $(ASSIGNMENT)
 
-grades: $(VENV_READY) ## export the gradebook to grades.csv
+# ROSTER=roster.csv (id,username) also writes Blackboard's Grade Centre import file.
+grades: $(VENV_READY) ## export the gradebook: grades.csv, grades-items.csv per test cell, ROSTER=... grades-blackboard.csv
 	$(NBGRADER) export --to grades.csv
+	$(PY) -m coursepack.grading grades $(if $(ROSTER),--blackboard='$(ROSTER)')
 
 bench: $(VENV_READY) ## time the training loop against a naive one (see coursepack/bench.py)
 	COURSEPACK_OFFLINE=1 $(PY) -m coursepack.bench
@@ -87,7 +95,7 @@ bench-grading: $(VENV_READY) ## stock nbgrader autograde vs make autograde on a 
 	  $(if $(WORKERS),--workers $(WORKERS))
 
 clean: ## remove grading state and caches (keeps .venv)
-	rm -rf submitted autograded feedback gradebook.db grades.csv .jupyter .pytest_cache .grading data
+	rm -rf submitted autograded feedback gradebook.db grades.csv grades-*.csv .jupyter .pytest_cache .grading data
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean ## also remove .venv

@@ -35,3 +35,10 @@ c.ExecutePreprocessor.timeout = 120
 # nbgrader 0.9.6 silently drops a test cell a student deleted (and a wrong answer then passes):
 # put every missing graded or read-only cell back from the gradebook instead.
 c.OverwriteCells.add_missing_cells = True
+
+# Hand-ins downloaded in bulk from the learning platform (`make collect ARCHIVE=bulk.zip`): nbgrader's
+# zip_collect run by coursepack/grading/collect.py, which unpacks into the grader's own folder. File names
+# follow Blackboard Learn's "Assignment File Download" unless PlatformCollector.named_regexp says otherwise
+# (Moodle: the pattern coursepack.grading.collect.MOODLE); Collector.roster maps user names to student ids.
+c.ZipCollectApp.downloaded_directory = ".grading/downloaded"
+# c.Collector.roster = "roster.csv"

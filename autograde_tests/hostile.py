@@ -206,7 +206,7 @@ def cases(course: Path, port: int) -> dict[str, Case]:
                              edit=_drop_cell("test_double")),
         "edited_test": Case(FULL - POINTS["test_double"], "ok", answers={"answer_double": WRONG_DOUBLE},
                             edit=_set_source("test_double", "pass")),
-        "changed_metadata": Case(FULL - POINTS["test_double"] - POINTS["test_square"], "ok", "unknown id", answers={
+        "changed_metadata": Case(FULL - POINTS["test_double"] - POINTS["test_square"], "ok", "put back", answers={
             "answer_double": WRONG_DOUBLE, "answer_square": "def square(x):\n    return x + x"},
             edit=_change_metadata),
         # forged verdicts: a wrong answer plus a trick that fooled a grader running tests in the kernel

@@ -4,6 +4,9 @@
     result = grade_class(Path("."), "practical1", workers=2)
     result.exit_code, result.notebooks, result.report
 
+Before and after grading: `collect` (collect.py: hand-ins into submitted/, from the exchange or
+a learning platform's bulk download) and `export_grades` (exports.py: item analysis, Blackboard).
+
 The pipeline: stage (staging.py) → grade (grade.py, in the workers of pool.py) → merge
 (gradebooks.py) → report (report.py). Settings come from the course's nbgrader_config.py
 (`c.Grader.*`, `c.Sandbox.*`, `c.HarnessSettings.*`, nbgrader's own), with `config` on top.
@@ -142,3 +145,18 @@ def print_result(result: ClassResult, course: Path) -> None:
     shown = report.relative_to(course.resolve()) if report and report.is_relative_to(course.resolve()) else report
     print(f"graded {len({r.student for r in result.notebooks})} students, {len(result.notebooks)} notebooks in "
           f"{result.seconds:.1f} s; report: {shown}", file=sys.stdout)
+
+
+def collect(course: Path, assignment: str, archive: Path | None = None, *, config: Config | None = None,
+            roster: Path | None = None):
+    """File every hand-in under submitted/ (`make collect`); see coursepack.grading.collect.collect."""
+    from coursepack.grading.collect import collect as collect_hand_ins
+
+    return collect_hand_ins(course, assignment, archive, config=config, roster=roster)
+
+
+def export_grades(course: Path, *, roster: Path | None = None, config: Config | None = None):
+    """grades-items.csv and, with `roster`, grades-blackboard.csv (`make grades`); see coursepack.grading.exports."""
+    from coursepack.grading.exports import export
+
+    return export(course, roster=roster, config=config)

@@ -1,9 +1,11 @@
 """The grader's command line: thin traitlets apps over api.py and feedback.py, in nbgrader's style.
 
+    python -m coursepack.grading collect ASSIGNMENT [--archive=BULK.zip] [--roster=CSV]   (make collect)
     python -m coursepack.grading autograde ASSIGNMENT [--workers=N] [--student=GLOB] [--db-url=URL]
     python -m coursepack.grading autograde ASSIGNMENT --shard=I/N --shard-db=PATH   (one SLURM array task)
     python -m coursepack.grading merge ASSIGNMENT SHARD_DB...                       (after the array)
     python -m coursepack.grading feedback ASSIGNMENT [--student=GLOB]
+    python -m coursepack.grading grades [--blackboard=ROSTER]                           (make grades)
 
 Every setting is a configurable trait: in the course's nbgrader_config.py (`c.Sandbox.notebook_timeout
 = 600`) or on the command line (`--Sandbox.notebook_timeout=600`); `--help-all` lists them all.
@@ -19,7 +21,10 @@ from traitlets import Unicode
 from traitlets.config import Application
 
 from coursepack.grading.api import Grader, grade_class, merge_shards, print_result
+from coursepack.grading.collect import Collector, PlatformCollector
+from coursepack.grading.exports import BlackboardExport, GradeExports
 from coursepack.grading.harness import HarnessSettings
+from coursepack.grading.report import printable
 from coursepack.grading.sandbox import Sandbox
 
 COMMON_ALIASES = {"course": "GradingApp.course", "db-url": "CourseDirectory.db_url"}
@@ -107,13 +112,61 @@ class FeedbackApp(GradingApp):
         print(f"{count} feedback files under feedback/ (hidden test code removed)")
 
 
+class CollectApp(GradingApp):
+    name = "collect"
+    description = "File every hand-in under submitted/<id>/ASSIGNMENT/: from the exchange (nbgrader collect) or, " \
+                  "with --archive, from a learning platform's bulk download (nbgrader zip_collect)."
+    archive = Unicode("", help="a bulk download (.zip, or a folder of its files) from the learning platform"
+                      ).tag(config=True)
+    classes = [*GradingApp.classes, Collector, PlatformCollector]
+    aliases = {**COMMON_ALIASES, "archive": "CollectApp.archive", "roster": "Collector.roster",
+               "pattern": "PlatformCollector.named_regexp"}
+
+    def start(self):
+        from coursepack.grading.collect import collect
+
+        assignment = self.assignment()
+        try:
+            result = collect(Path(self.course), assignment, Path(self.archive) if self.archive else None,
+                             config=self.config)
+        except (OSError, RuntimeError, ValueError) as error:
+            self.failed(error)
+        print(result.summary())
+        print(f"report: {result.report}")
+
+
+class GradesApp(GradingApp):
+    name = "grades"
+    description = "Export grades: one row per test cell (item analysis) and, with --blackboard=ROSTER, " \
+                  "Blackboard's Grade Centre upload file."
+    blackboard = Unicode("", help="a roster CSV (id,username[,first_name,last_name]): also write Blackboard's "
+                                  "Grade Centre upload file").tag(config=True)
+    classes = [*GradingApp.classes, GradeExports, BlackboardExport]
+    aliases = {**COMMON_ALIASES, "blackboard": "GradesApp.blackboard", "assignment": "GradeExports.assignments"}
+
+    def start(self):
+        from coursepack.grading.exports import export
+
+        roster = Path(self.blackboard) if self.blackboard else None
+        try:
+            result = export(Path(self.course), roster=roster, config=self.config)
+        except (OSError, ValueError) as error:
+            self.failed(error)
+        for problem in result.problems:
+            print(f"grades: {printable(problem)}", file=sys.stderr)
+        print("wrote " + ", ".join(str(f.name) for f in result.files))
+        self.exit(result.exit_code)
+
+
 class CoursepackGrading(Application):
     name = "coursepack.grading"
-    description = "Grade a class: autograde, merge (after a SLURM array), feedback."
+    description = "Grade a class: collect, autograde, merge (after a SLURM array), feedback, grades."
     subcommands = {
+        "collect": (CollectApp, CollectApp.description),
         "autograde": (AutogradeApp, AutogradeApp.description),
         "merge": (MergeApp, MergeApp.description),
         "feedback": (FeedbackApp, FeedbackApp.description),
+        "grades": (GradesApp, GradesApp.description),
     }
 
     def start(self):

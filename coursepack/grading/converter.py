@@ -1,6 +1,7 @@
 """nbgrader's Autograde converter with the course's steps in its preprocessor lists.
 
-    sanitize:  ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCellsSafely, CheckCellMetadata
+    sanitize:  ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreMetadata (editors.py), OverwriteCellsSafely,
+               CheckCellMetadata
     autograde: SandboxedExecute (for Execute), IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                SanitizeSubmission, SaveVerdicts (for SaveAutoGrades), AssignLatePenalties, CheckCellMetadata
 
@@ -16,6 +17,7 @@ from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute, OverwriteCells, SaveAutoGrades
 from traitlets import List, default
 
+from coursepack.grading.editors import RestoreMetadata
 from coursepack.grading.execute import SandboxedExecute, coursepack_resources
 from coursepack.grading.problems import Kind, Problem
 from coursepack.grading.sanitize import SanitizeSubmission
@@ -63,8 +65,10 @@ class SafeAutograde(Autograde):
 
     @default("sanitize_preprocessors")
     def _sanitize_preprocessors_default(self):
-        return _replace(Autograde.class_traits()["sanitize_preprocessors"].default(), OverwriteCells,
-                        OverwriteCellsSafely)
+        steps = _replace(Autograde.class_traits()["sanitize_preprocessors"].default(), OverwriteCells,
+                         OverwriteCellsSafely)
+        steps.insert(steps.index(OverwriteCellsSafely), RestoreMetadata)
+        return steps
 
     @default("autograde_preprocessors")
     def _autograde_preprocessors_default(self):
@@ -82,6 +86,8 @@ class SafeAutograde(Autograde):
         resources = super().init_single_notebook_resources(notebook_filename)
         info = resources["nbgrader"]
         resources["coursepack_source"] = source_notebook_path(self.coursedir, info["assignment"], info["notebook"])
+        resources["coursepack_release"] = os.path.join(self.coursedir.format_path(
+            self.coursedir.release_directory, ".", info["assignment"]), f"{info['notebook']}.ipynb")
         return resources
 
     def write_single_notebook(self, output, resources):

@@ -25,6 +25,14 @@ class Kind(StrEnum):
     REFUSED_SUBMISSION = "refused-submission"  # the submission folder itself is not a plain folder
     RENAMED = "renamed"  # graded under the name whose cells it matches
     CELL_METADATA = "cell-metadata"  # nbgrader metadata that matches no cell of the assignment
+    EDITOR_FORMAT = "editor-format"  # saved by another editor (Colab, VS Code, JupyterLab 3): format normalised
+    METADATA_RESTORED = "metadata-restored"  # lost or edited nbgrader metadata put back from the release
+    # collecting hand-ins (collect.py) and exporting grades (exports.py)
+    NOT_A_NOTEBOOK = "not-a-notebook"  # a file handed in that is not a notebook: not filed
+    UNRECOGNISED_FILE = "unrecognised-file"  # a file whose name does not follow the platform's pattern
+    OLDER_ATTEMPT = "older-attempt"  # an earlier attempt, superseded by the newest: not filed
+    DUPLICATE_FILE = "duplicate-file"  # two files of one attempt for the same notebook: one filed
+    UNKNOWN_STUDENT = "unknown-student"  # an id or user name that the roster does not know
     # running it
     CELL_TIMEOUT = "cell-timeout"
     OUTPUT_TRUNCATED = "output-truncated"

@@ -9,8 +9,9 @@ plainly the student's is copied:
 - inside, links, FIFOs, sockets and devices are refused one by one, each with a note; files are
   opened without following links and copied only if they are regular files, up to `max_bytes`
   and `max_files` in all, 16 folders deep at most (beyond: not copied, with a note);
-- notebooks must be valid nbformat documents; one under an unexpected name is graded as the
-  expected notebook whose cells it matches (by grade id), with a note.
+- notebooks must be valid nbformat documents (an editor's save that only misstates its nbformat
+  version is repaired first, with a note: editors.repair_format); one under an unexpected name is
+  graded as the expected notebook whose cells it matches (by grade id), with a note.
 
 The returned problems are per notebook (`problems.Problem` records).
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 import nbformat
 
 from coursepack import notebooks
+from coursepack.grading import editors
 from coursepack.grading.problems import Kind, Problem
 
 CHUNK = 1 << 20
@@ -106,7 +108,7 @@ def stage(submission: Path, target: Path, notebook_names: list[str], sources: di
             for problems in staged.problems.values():
                 problems.append(Problem(Kind.REFUSED_SUBMISSION, why))
             return staged
-    readable, elsewhere, notes, budget = {}, {}, [], [max_bytes]
+    readable, elsewhere, notes, budget, repairs = {}, {}, [], [max_bytes], {}
     for count, (relative, info) in enumerate(_walk(submission)):
         if count == max_files:
             notes.append(Problem(Kind.REFUSED_FILE, f"more than {max_files} files handed in: the rest were not copied"))
@@ -130,6 +132,10 @@ def stage(submission: Path, target: Path, notebook_names: list[str], sources: di
             continue
         try:
             nb = nbformat.read(str(copy), as_version=4)
+            repaired = editors.repair_format(nb)
+            if repaired:
+                nbformat.write(nb, str(copy))
+                repairs[copy] = Problem(Kind.EDITOR_FORMAT, repaired)
             nbformat.validate(nb)
         except Exception as error:  # noqa: BLE001 - any unreadable notebook is reported the same way
             if relative.stem in staged.problems:
@@ -147,6 +153,8 @@ def stage(submission: Path, target: Path, notebook_names: list[str], sources: di
                 staged.problems[name].append(Problem(Kind.NOT_SUBMITTED, "not submitted"))
             continue
         shutil.copyfile(found[0], target / f"{name}.ipynb")
+        if found[0] in repairs:
+            staged.problems[name].append(repairs[found[0]])
         staged.gradable.append(name)
     shutil.rmtree(target / ".incoming", ignore_errors=True)
     for name in notebook_names:
