@@ -96,7 +96,8 @@ def test_students_read_how_to_start_and_hand_in(export):
         if notebooks.graded_path(path.relative_to(export).as_posix()):
             assert "Download .ipynb" in header and "learning platform" in header and "**Assignments**" in header
             assert f"`{path.name}`" in header
-    sources = "".join(c.source for p in exported_notebooks(export) for c in notebooks.read(p).cells)
+    prose = [c.source for p in exported_notebooks(export) for c in notebooks.read(p).cells if c.cell_type == "markdown"]
+    sources = "".join(prose)
     assert not re.search(r"\{\{\w+\}\}|<this repository|<[A-Z_]+>", readme + sources)
 
 

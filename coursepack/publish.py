@@ -113,6 +113,14 @@ def _text_files(export: Path):
             yield path, text
 
 
+def _prose(path: Path, text: str) -> str:
+    """What students read as text: a markdown file, or a notebook's markdown cells. Placeholders are only ever
+    written into prose; code may well contain `{{name}}` (an f-string's literal braces)."""
+    if path.suffix != ".ipynb":
+        return text
+    return "\n".join(c.source for c in notebooks.read(path).cells if c.cell_type == "markdown")
+
+
 def secret_lines(course: Path) -> set[str]:
     """Lines no student may see: solutions and hidden tests of source/ and the mutation cases' code, less
     what the release and the demos show anyway (release.check proves the release itself leaks nothing)."""
@@ -144,7 +152,7 @@ def scan(course: Path, export: Path, config: notebooks.Settings) -> list[str]:
         found += [f"{rel}: names {m.group(0)!r}" for m in FORBIDDEN_TEXT.finditer(text)]
         found += [f"{rel}: leaks {line!r}" for line in sorted(secret & {x.strip() for x in text.splitlines()})]
         if path.suffix in (".md", ".ipynb"):
-            found += [f"{rel}: unfilled placeholder {m.group(0)!r}" for m in PLACEHOLDER.finditer(text)]
+            found += [f"{rel}: unfilled placeholder {m.group(0)!r}" for m in PLACEHOLDER.finditer(_prose(path, text))]
         for match in LINK.finditer(text):
             link_owner, name, ref, target = match.groups()
             if link_owner != owner:
