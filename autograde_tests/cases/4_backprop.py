@@ -2,6 +2,8 @@
 from mutation import Right, Wrong
 
 BOTH = {"test_Network", "test_train_network"}  # train_network builds its model with the student's Network
+# Value is graded by four test cells, each on one part of the engine.
+FORWARD, LOCAL, SHARED, ORDER = "test_Value_forward", "test_Value_local_grads", "test_Value_shared", "test_Value_order"
 
 CASES = [
     # ---------------------------------------------------------------- linear_l2_loss
@@ -332,7 +334,7 @@ def train_network(steps=100, lr=0.1, seed=0):
 """),
     # ---------------------------------------------------------------- Value
     # Most wrong answers subclass the reference and break one method, as a student would.
-    Wrong("Value: '=' instead of '+=' in the backward closures", fails={"test_Value"}, code="""
+    Wrong("Value: '=' instead of '+=' in the backward closures", fails={SHARED, ORDER}, code="""
 class Value(Value):
     def __add__(self, other):
         other = other if isinstance(other, Value) else Value(other)
@@ -356,7 +358,7 @@ class Value(Value):
         out._backward = _backward
         return out
 """),
-    Wrong("Value: naive recursion, no topological order", fails={"test_Value"}, code="""
+    Wrong("Value: naive recursion, no topological order", fails={ORDER}, code="""
 class Value(Value):
     def backward(self):
         self.grad = 1.0
@@ -368,7 +370,7 @@ class Value(Value):
 
         go(self)
 """),
-    Wrong("Value: depth-first pre-order (a node before its operands)", fails={"test_Value"}, code="""
+    Wrong("Value: depth-first pre-order (a node before its operands)", fails={ORDER}, code="""
 class Value(Value):
     def backward(self):
         order, seen = [], set()
@@ -385,7 +387,7 @@ class Value(Value):
         for node in order:
             node._backward()
 """),
-    Wrong("Value: breadth-first order", fails={"test_Value"}, code="""
+    Wrong("Value: breadth-first order", fails={ORDER}, code="""
 class Value(Value):
     def backward(self):
         self.grad = 1.0
@@ -398,7 +400,7 @@ class Value(Value):
                     seen.add(operand)
                     queue.append(operand)
 """),
-    Wrong("Value: output grad left at 0", fails={"test_Value"}, code="""
+    Wrong("Value: output grad left at 0", fails={LOCAL, SHARED, ORDER}, code="""
 class Value(Value):
     def backward(self):
         order, seen = [], set()
@@ -414,7 +416,7 @@ class Value(Value):
         for node in reversed(order):
             node._backward()
 """),
-    Wrong("Value: tanh without the (1 - t^2) factor", fails={"test_Value"}, code="""
+    Wrong("Value: tanh without the (1 - t^2) factor", fails={LOCAL}, code="""
 class Value(Value):
     def tanh(self):
         out = Value(math.tanh(self.data), (self,))
@@ -425,7 +427,7 @@ class Value(Value):
         out._backward = _backward
         return out
 """),
-    Wrong("Value: tanh derivative 1 - x^2 of the input", fails={"test_Value"}, code="""
+    Wrong("Value: tanh derivative 1 - x^2 of the input", fails={LOCAL}, code="""
 class Value(Value):
     def tanh(self):
         out = Value(math.tanh(self.data), (self,))
@@ -436,7 +438,7 @@ class Value(Value):
         out._backward = _backward
         return out
 """),
-    Wrong("Value: exp forgets out.grad", fails={"test_Value"}, code="""
+    Wrong("Value: exp forgets out.grad", fails={LOCAL}, code="""
 class Value(Value):
     def exp(self):
         out = Value(math.exp(self.data), (self,))
@@ -447,7 +449,7 @@ class Value(Value):
         out._backward = _backward
         return out
 """),
-    Wrong("Value: relu passes the gradient for negative inputs", fails={"test_Value"}, code="""
+    Wrong("Value: relu passes the gradient for negative inputs", fails={LOCAL}, code="""
 class Value(Value):
     def relu(self):
         out = Value(max(0.0, self.data), (self,))
@@ -458,7 +460,7 @@ class Value(Value):
         out._backward = _backward
         return out
 """),
-    Wrong("Value: relu forgets out.grad", fails={"test_Value"}, code="""
+    Wrong("Value: relu forgets out.grad", fails={LOCAL}, code="""
 class Value(Value):
     def relu(self):
         out = Value(max(0.0, self.data), (self,))
@@ -469,7 +471,7 @@ class Value(Value):
         out._backward = _backward
         return out
 """),
-    Wrong("Value: power rule k x^k", fails={"test_Value"}, code="""
+    Wrong("Value: power rule k x^k", fails={LOCAL, SHARED, ORDER}, code="""
 class Value(Value):
     def __pow__(self, k):
         out = Value(self.data**k, (self,))
@@ -480,19 +482,89 @@ class Value(Value):
         out._backward = _backward
         return out
 """),
-    Wrong("Value: 2 - v computed as v - 2", fails={"test_Value"}, code="""
+    Wrong("Value: 2 - v computed as v - 2", fails={FORWARD, LOCAL}, code="""
 class Value(Value):
     def __rsub__(self, other):
         return self - other
 """),
-    Wrong("Value: 2 / v computed as v / 2", fails={"test_Value"}, code="""
+    Wrong("Value: 2 / v computed as v / 2", fails={FORWARD, LOCAL}, code="""
 class Value(Value):
     def __rtruediv__(self, other):
         return self / other
 """),
-    Wrong("Value: no __radd__ (2 + v raises)", fails={"test_Value"}, code="""
+    Wrong("Value: no __radd__ (2 + v raises)", fails={FORWARD, LOCAL}, code="""
 class Value(Value):
     __radd__ = None
+"""),
+    Wrong("Value: relu output not clipped (max forgotten), its derivative right", fails={FORWARD}, code="""
+class Value(Value):
+    def relu(self):
+        out = Value(self.data, (self,))
+
+        def _backward():
+            self.grad += (self.data > 0) * out.grad
+
+        out._backward = _backward
+        return out
+"""),
+    Wrong("Value: local derivatives in a dict keyed by operand, so a * a and a + a count a once",
+          fails={SHARED}, code="""
+class Value(Value):
+    def _node(self, data, local):
+        out = Value(data, tuple(local))
+
+        def _backward():
+            for operand, derivative in local.items():
+                operand.grad += derivative * out.grad
+
+        out._backward = _backward
+        return out
+
+    def __add__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return self._node(self.data + other.data, {self: 1.0, other: 1.0})
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return self._node(self.data * other.data, {self: other.data, other: self.data})
+"""),
+    Wrong("Value: post-order without a visited set (a shared node's _backward runs twice)", fails={ORDER}, code="""
+class Value(Value):
+    def backward(self):
+        order = []
+
+        def visit(node):
+            for operand in node._prev:
+                visit(operand)
+            order.append(node)
+
+        visit(self)
+        self.grad = 1.0
+        for node in reversed(order):
+            node._backward()
+"""),
+    Right("Value: local derivatives in a dict keyed by operand, repeated operands added up", code="""
+class Value(Value):
+    def _node(self, data, pairs):
+        local = {}
+        for operand, derivative in pairs:
+            local[operand] = local.get(operand, 0.0) + derivative
+        out = Value(data, tuple(local))
+
+        def _backward():
+            for operand, derivative in local.items():
+                operand.grad += derivative * out.grad
+
+        out._backward = _backward
+        return out
+
+    def __add__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return self._node(self.data + other.data, [(self, 1.0), (other, 1.0)])
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return self._node(self.data * other.data, [(self, other.data), (other, self.data)])
 """),
     Right("Value: stored local derivatives, Kahn's algorithm, every operation on its own", code="""
 class Value:
