@@ -74,3 +74,15 @@ def test_environment_yml_matches_pyproject():
     conda = yaml.safe_load((notebooks.ROOT / "environment.yml").read_text())
     conda_side = {req for dep in conda["dependencies"] if isinstance(dep, dict) for req in dep["pip"]}
     assert conda_side == pip_side
+
+
+def test_core_path_check_catches_marks_in_going_further():
+    """The rule behind every notebook's 'Core path' line: graded cells never sit in an optional section."""
+    nb = notebooks.read(SOURCES[0])
+    assert notebooks.core_path_problems(nb, "nb") == []
+    optional = next(i for i, c in enumerate(nb.cells) if c.source.startswith(notebooks.GOING_FURTHER))
+    graded = next(c for c in nb.cells if notebooks.nbgrader(c).get("grade"))
+    nb.cells.insert(optional + 1, graded)
+    nb.cells[1].source = nb.cells[1].source.replace("**Core path: about", "**About")
+    found = notebooks.core_path_problems(nb, "nb")
+    assert len(found) == 2 and "introduction" in found[0] and notebooks.grade_id(graded) in found[1]

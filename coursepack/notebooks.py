@@ -335,4 +335,31 @@ def problems(path, graded: bool) -> list[str]:
         found.append(f"{path.relative_to(ROOT)}: a graded notebook with no test cells")
     if graded and not any(c.cell_type == "markdown" and nbgrader(c).get("grade") for c in nb.cells):
         found.append(f"{path.relative_to(ROOT)}: no manually graded written answer")
+    if graded:
+        found += core_path_problems(nb, str(path.relative_to(ROOT)))
+    return found
+
+
+# Every graded notebook has a core path (what earns the marks, timed at its top) and optional sections.
+CORE_PATH = re.compile(r"\*\*Core path: about \d+ minutes\.\*\* Sections headed \*Going further\* are optional and "
+                       r"carry no marks\.")
+GOING_FURTHER = "## Going further: "
+
+
+def core_path_problems(nb, where: str) -> list[str]:
+    """The introduction states the core path's time; no graded cell sits inside a `## Going further: ...` section
+    (which runs to the next level-2 heading)."""
+    found = []
+    intro = next((c for c in nb.cells[1:] if c.cell_type == "markdown"), None)
+    if intro is None or not CORE_PATH.search(intro.source):
+        found.append(f"{where}: the introduction must say '**Core path: about N minutes.** Sections headed "
+                     "*Going further* are optional and carry no marks.'")
+    section = None
+    for index, cell in enumerate(nb.cells, 1):
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("## "):
+                    section = line if line.startswith(GOING_FURTHER) else None
+        if section and nbgrader(cell).get("grade"):
+            found.append(f"{where} cell {index}: graded cell {grade_id(cell)!r} inside the optional {section!r}")
     return found
