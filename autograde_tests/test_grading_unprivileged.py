@@ -16,6 +16,7 @@ import pytest
 from accounts import account_env, make_account, needs_account, remove_account, run_as
 from conftest import marked
 from hostile import ASSIGNMENT, cases, make_submission, tiny_source
+from sandboxing import needs_bwrap
 
 from coursepack.grading import classroom
 
@@ -23,7 +24,6 @@ STUDENTS = ["honest", "blank", "hidden_fail", "unusual_but_honest", "alias_patch
             "symlinked_folder"]
 
 pytestmark = [pytest.mark.root, needs_account]
-needs_bwrap = pytest.mark.skipif(not shutil.which("bwrap"), reason="needs bwrap (apt-get install bubblewrap)")
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def test_bad_kernel_name_is_refused(capsys):
     assert "--name 'my kernel': a kernel name may only contain" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+@pytest.mark.skipif(not shutil.which("make"), reason="make not installed (apt install make)")
 def test_make_kernel_passes_its_variables(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     result = subprocess.run(

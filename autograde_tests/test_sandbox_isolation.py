@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from accounts import account_env, make_account, needs_account, remove_account, run_as
-from sandboxing import HONEST_OUTPUT, SMALL, alive, handed_in, needs_bwrap, running
+from sandboxing import COLD, HONEST_OUTPUT, SMALL, alive, handed_in, needs_bwrap, running
 
 from coursepack.grading import cgroups
 from coursepack.grading.sandbox import MiB, Sandbox, isolation
@@ -241,7 +241,7 @@ def account():
 def as_account(name: str, traits: dict) -> dict:
     script = AS_ACCOUNT.format(tests=str(Path(__file__).parent))
     result = run_as(name, ["-c", script, json.dumps(traits)], env=account_env(MPLBACKEND="Agg", OMP_NUM_THREADS="1"),
-                    cwd="/", timeout=120)
+                    cwd="/", timeout=4 * COLD)  # (HONEST imports torch in its kernel, in a zygote that did not)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
 
