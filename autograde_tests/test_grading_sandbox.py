@@ -97,3 +97,17 @@ def test_writing_past_the_file_size_limit_fails(tmp_path):
                   "try:\n    open('big', 'wb').write(bytes(2 * 2**20))\n"
                   "except OSError as error:\n    print(errno.errorcode[error.errno])")
     assert out.strip() == errno.errorcode[errno.EFBIG]
+
+
+def test_python_and_read_only_paths_under_tmp_stay_readable(tmp_path):
+    """Each kernel gets a /tmp of its own: a venv or data cache under the host's /tmp is bound back, read-only."""
+    cache = tmp_path / "cache"  # pytest's tmp_path lies under /tmp
+    cache.mkdir()
+    (cache / "note.txt").write_text("cached\n")
+    os.chmod(cache, 0o755)
+    with running(Sandbox(preload=SMALL, read_only_paths=[str(cache)]), handed_in(tmp_path / "job")) as (_, run):
+        out = run(f"import errno\nprint(open({str(cache / 'note.txt')!r}).read(), end='')\n"
+                  f"try:\n    open({str(cache / 'new.txt')!r}, 'w')\nexcept OSError as error:\n"
+                  "    print(errno.errorcode[error.errno])\n")
+    assert out.split("\n")[0] == "cached", out
+    assert out.split("\n")[1] in ({"EROFS", "EACCES"} if isolation().namespaces else {"EACCES", ""}), out

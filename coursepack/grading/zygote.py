@@ -196,9 +196,16 @@ def _build_file_system(request: dict) -> None:
     kept = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in (kernel_dir, ipc_dir)}
     if request["uid"] is not None:
         _expose(request["python_paths"])
-    for shared in ("/tmp", "/var/tmp", "/dev/shm"):  # places every process may write: its own copies
-        if os.path.isdir(shared):
-            tmpfs(shared, request["tmp_size"], 0o1777)
+    shared = [path for path in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(path)]
+    # Python's own folders under them (a venv in /tmp) are bound back, read-only, into the kernel's copies.
+    python = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in request["python_paths"]
+              if any(path.startswith(folder + "/") for folder in shared)]
+    for folder in shared:  # places every process may write: its own copies
+        tmpfs(folder, request["tmp_size"], 0o1777)
+    for path, fd in python:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        bind(fd, path, read_only=True, executable=True)
+        os.close(fd)
     scratch = request["scratch"]
     if os.path.isdir(scratch):  # not under /tmp: hide every other kernel's folder under a tmpfs
         tmpfs(scratch, 2**20, 0o755)
