@@ -130,7 +130,7 @@ def test_a_kernel_cannot_reach_another_live_kernel(tmp_path):
 @pytest.mark.skipif(not ROOT or cgroups.unavailable() is not None,
                     reason=f"needs root and a writable memory cgroup ({cgroups.unavailable()})")
 def test_two_processes_past_the_notebooks_memory_limit_end_it(tmp_path):
-    limit = 2048 * MiB  # a kernel's address space is ~650 MiB: each process stays within RLIMIT_AS, not both
+    limit = 2048 * MiB  # each process stays within RLIMIT_AS (the limit on top of its imports), not both
     with running(Sandbox(preload=SMALL, memory_limit=limit), handed_in(tmp_path)) as (manager, run):
         run("import os, time\n"
             "def hog():\n    return b'x' * (1200 * 2**20)  # touches every page\n"

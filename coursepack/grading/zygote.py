@@ -114,6 +114,17 @@ def _unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare namespaces")
 
 
+def mapped_bytes() -> int:
+    """The address space this process maps now (VmSize): RLIMIT_AS is set this much above the memory
+    limit, so that a limit bounds what student code allocates, not the libraries imported before it
+    (a CUDA build of torch maps over 3 GiB of them, a CPU build under 1 GiB)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _write(path: str, text: str) -> None:
     with open(path, "w") as file:
         file.write(text)
@@ -429,6 +440,8 @@ def _kernel(request: dict, ready: int, lifeline: int) -> None:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _prctl(PR_SET_DUMPABLE, 1)  # changing uid cleared it; its own /proc entries should be its own again
         for name, value in request["limits"].items():
+            if name == "as":  # on top of what the zygote's imports map already
+                value += mapped_bytes()
             hard = resource.getrlimit(LIMITS[name])[1]  # a lower hard limit here is stricter: kept
             value = value if hard == resource.RLIM_INFINITY else min(value, hard)
             resource.setrlimit(LIMITS[name], (value, value))
