@@ -353,7 +353,8 @@ def _remove_folder(folder: str, mounted: bool, lock: str, handle: int) -> None:
     if mounted:
         unmount(folder)
     shutil.rmtree(folder, ignore_errors=True)
-    os.unlink(lock)
+    with contextlib.suppress(FileNotFoundError):  # (a zygote stopped twice: its lock is already gone)
+        os.unlink(lock)
     os.close(handle)
 
 
