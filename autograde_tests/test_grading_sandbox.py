@@ -115,3 +115,20 @@ def test_python_and_read_only_paths_under_tmp_stay_readable(tmp_path):
                   "    print(errno.errorcode[error.errno])\n")
     assert out.split("\n")[0] == "cached", out
     assert out.split("\n")[1] in ({"EROFS", "EACCES"} if isolation().namespaces else {"EACCES", ""}), out
+
+
+def test_a_forked_worker_leaves_its_parents_zygote_alone(tmp_path):
+    """A grading worker forked from a process that has zygotes (api.grade_class called from a test, or a
+    session that graded before) stops its own on its way out, never the ones it inherited."""
+    from coursepack.grading.zygote import Zygote
+
+    with running(Sandbox(preload=SMALL), handed_in(tmp_path / "a")) as (manager, _):
+        folder, zygote = manager.zygote.folder, manager.zygote
+        child = os.fork()
+        if child == 0:  # what pool.worker_main does last
+            Zygote.stop_all()
+            os._exit(0)
+        os.waitpid(child, 0)
+        assert os.path.isdir(folder) and zygote.process.poll() is None, "the child stopped its parent's zygote"
+    with running(Sandbox(preload=SMALL), handed_in(tmp_path / "b")) as (manager, run):
+        assert manager.zygote is zygote and run("print(6 * 7)") == "42\n"

@@ -606,16 +606,17 @@ class Zygote:
     @classmethod
     def shared(cls, key: tuple, make: Callable[[], Zygote]) -> Zygote:
         zygote = cls._shared.get(key)
-        if zygote is None or zygote.process.poll() is not None:
+        if zygote is None or not zygote.mine or zygote.process.poll() is not None:
             if zygote is not None:
-                zygote.stop()
-            if not cls._shared:
+                zygote.stop()  # (not one a forked process inherited: that one is its parent's)
+            if not any(z.mine for z in cls._shared.values()):
                 atexit.register(cls.stop_all)
             zygote = cls._shared[key] = make()
         return zygote
 
     @classmethod
     def stop_all(cls) -> None:
+        """Stop this process's zygotes; a forked grading worker leaves its parent's alone."""
         for zygote in cls._shared.values():
             zygote.stop()
         cls._shared.clear()
@@ -625,6 +626,7 @@ class Zygote:
         """Run `command` (the sandbox around this module's server) with the socket in `folder`;
         `on_stop` removes the folder."""
         self.folder, self.on_stop = folder, on_stop
+        self.owner = os.getpid()  # a forked child inherits this object, not the zygote: it must not stop it
         self.socket = os.path.join(folder, "zygote.sock")
         log = os.path.join(folder, "zygote.log")
         with open(log, "w") as errors:
@@ -657,7 +659,13 @@ class Zygote:
             raise RuntimeError(reply["error"])
         return _ZygoteChild(self, reply["pid"], on_reason)
 
+    @property
+    def mine(self) -> bool:
+        return self.owner == os.getpid()
+
     def stop(self) -> None:
+        if not self.mine:  # in a forked child, poll() cannot see the zygote (not its child): it would
+            return  # count as ended, and its folder, still in use by the parent, would be removed
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
