@@ -9,6 +9,9 @@ ASSIGNMENT ?= practical1
 # Empty: pip picks this platform's torch from the range in pyproject.toml (CUDA, MPS or CPU build).
 # CI sets TORCH_SPEC=torch==2.13.0 so that it installs the CPU build and never a multi-GB CUDA one.
 TORCH_SPEC ?=
+# A PyTorch package index, e.g. https://download.pytorch.org/whl/cu126 for the CUDA 12.6 build when the
+# NVIDIA driver is too old for PyPI's default build (notebooks/0_environment_check.ipynb says which).
+TORCH_INDEX ?=
 
 # Jupyter and nbgrader state stays inside the project, never in ~/.jupyter.
 export JUPYTER_CONFIG_DIR  := $(CURDIR)/.jupyter/config
@@ -43,7 +46,8 @@ venv: $(VENV_READY) ## create .venv and install the pack with its test tools (do
 
 $(VENV_READY): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(if $(TORCH_SPEC),$(PY) -m pip install --quiet "$(TORCH_SPEC)")
+	$(if $(TORCH_SPEC)$(TORCH_INDEX),$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)") \
+	  "$(or $(TORCH_SPEC),torch)")
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
@@ -126,7 +130,8 @@ option = $(if $(2),$(1) "$(2)")
 kernel: ## a virtual environment (KERNEL_VENV) with the pack's requirements, as Jupyter kernel KERNEL_NAME
 	env -u JUPYTER_CONFIG_DIR -u JUPYTER_DATA_DIR -u JUPYTER_RUNTIME_DIR $(PYTHON) -m coursepack.kernel \
 	  --python $(PYTHON) $(call option,--venv,$(KERNEL_VENV)) $(call option,--name,$(KERNEL_NAME)) \
-	  $(call option,--display-name,$(KERNEL_DISPLAY)) $(call option,--torch-spec,$(TORCH_SPEC)) $(KERNEL_FLAGS)
+	  $(call option,--display-name,$(KERNEL_DISPLAY)) $(call option,--torch-spec,$(TORCH_SPEC)) \
+	  $(call option,--torch-index,$(TORCH_INDEX)) $(KERNEL_FLAGS)
 
 slurm: ## sbatch script running NOTEBOOK=... on a GPU node (in SLURM_OUT); SUBMIT=1 also submits it
 	@test -n "$(NOTEBOOK)" || { echo "usage: make slurm NOTEBOOK=path/to/notebook.ipynb [SUBMIT=1]" >&2; exit 2; }

@@ -17,10 +17,23 @@ SITE_PACKAGES = sysconfig.get_paths()["purelib"]
 REPOSITORY = Path(__file__).resolve().parent.parent
 READABLE = all(p.stat().st_mode & 0o005 == 0o005 for p in [Path(SITE_PACKAGES), *Path(SITE_PACKAGES).parents,
                                                               REPOSITORY / "coursepack"])
-needs_account = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("useradd") or not ACCOUNT_PYTHON.exists() or not READABLE,
-    reason=f"needs root and useradd (passwd) to make an account, and {ACCOUNT_PYTHON} with this venv readable "
-           "by other accounts")
+
+
+def _why_no_account() -> str | None:
+    """Why no throwaway account can run the grader here, in one line naming what is missing (None: it can)."""
+    if os.geteuid() != 0:
+        return "needs root, to make a throwaway account"
+    for tool, package in (("useradd", "passwd"), ("userdel", "passwd"), ("setpriv", "util-linux")):
+        if not shutil.which(tool):
+            return f"{tool} not installed (apt install {package})"
+    if not ACCOUNT_PYTHON.exists():
+        return f"{ACCOUNT_PYTHON} not installed (apt install {ACCOUNT_PYTHON.name})"
+    if not READABLE:
+        return f"other accounts cannot read this venv's packages ({SITE_PACKAGES}) or the repository"
+    return None
+
+
+needs_account = pytest.mark.skipif(_why_no_account() is not None, reason=str(_why_no_account()))
 
 
 def make_account() -> str:

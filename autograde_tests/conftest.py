@@ -1,9 +1,10 @@
 """Shared fixtures (the reference notebooks, the graded hostile class) and the suite's markers.
 
-Markers (registered in pyproject.toml) select what a change touches:
+Markers (registered in pyproject.toml, and `nbval` here) select what a change touches:
     pytest -m 4_backprop            the mutation cases and nbval run of one notebook
     pytest -m "grading and not root" the grader's suites that run without root
     pytest -m "not (lab or exchange)"
+    pytest -m "grading or nbval" autograde_tests --nbval-lax source notebooks   (.ci/run's ordinary account)
 """
 import importlib
 from pathlib import Path
@@ -33,11 +34,17 @@ SUITE_MARKERS = {
 }
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "nbval: a notebook executed by nbval (source/ and notebooks/)")
+
+
 def pytest_collection_modifyitems(config, items):
     stems = {path.stem for path in notebooks.source_notebooks()}
     for item in items:
         for name in SUITE_MARKERS.get(item.path.stem, []):
             item.add_marker(name)
+        if item.path.suffix == ".ipynb":
+            item.add_marker("nbval")
         stem = item.path.stem if item.path.suffix == ".ipynb" else getattr(item, "callspec", None) and \
             item.callspec.params.get("stem")
         if stem in stems:

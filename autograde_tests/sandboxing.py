@@ -10,9 +10,12 @@ import pytest
 from coursepack.grading.sandbox import Sandbox, SandboxKernelManager
 
 ROOT = os.geteuid() == 0
-needs_bwrap = pytest.mark.skipif(not shutil.which("bwrap"), reason="needs bwrap (apt-get install bubblewrap)")
+needs_bwrap = pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap not installed (apt install bubblewrap)")
 LEVELS = {"bubblewrap", "root", "user-namespaces", "limits-only"}
 SMALL = ["IPython", "ipykernel.kernelapp"]  # a zygote that imports no torch: starts in a second
+# Seconds a cell or a kernel start may take when it imports torch itself (HONEST in a SMALL zygote):
+# a cold `import torch` of a CUDA build on a busy machine takes tens of seconds. Only a hang reaches it.
+COLD = 300
 
 # What an honest student does: plots, torch, a progress bar, a file handed in next to the notebook.
 HONEST = """
@@ -39,7 +42,7 @@ def running(sandbox: Sandbox, cwd=None):
     client = manager.blocking_client()
     client.start_channels()
 
-    def run(code: str, timeout: float = 60, wait: bool = True) -> str:
+    def run(code: str, timeout: float = COLD, wait: bool = True) -> str:
         if not wait:  # for code that ends its kernel: there will be no reply
             client.execute(code)
             return ""
@@ -55,7 +58,7 @@ def running(sandbox: Sandbox, cwd=None):
         return "".join(seen)
 
     try:
-        client.wait_for_ready(timeout=60)
+        client.wait_for_ready(timeout=COLD)
         yield manager, run
     finally:
         client.stop_channels()

@@ -46,7 +46,8 @@ def postgres_url():
         return
     binaries = _server_binaries()
     if binaries is None:
-        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql) and no COURSEPACK_TEST_PG_URL")
+        pytest.skip("PostgreSQL server (initdb, pg_ctl) not installed (apt install postgresql), "
+                    "and no COURSEPACK_TEST_PG_URL")
     # Not under pytest's temporary folder: the server's user must be able to reach its data folder.
     folder = Path(tempfile.mkdtemp(prefix="coursepack-pg-"))
     run_as = []
@@ -54,7 +55,7 @@ def postgres_url():
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+            pytest.skip("no 'postgres' account to run the server as, root may not (apt install postgresql)")
         os.chmod(folder, 0o755)
         shutil.chown(folder, user.pw_uid, user.pw_gid)
         run_as = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups"]

@@ -50,11 +50,15 @@ def test_the_kernel_gets_its_limits_its_files_and_no_secrets(tmp_path, monkeypat
                   "s = os.statvfs('.')\n"
                   "print(json.dumps([os.getuid(), os.getcwd(), sorted(os.listdir('.')), 'COURSEPACK_DB' in os.environ,"
                   " resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_NPROC)[0],"
-                  " s.f_blocks * s.f_frsize, len([p for p in os.listdir('/proc') if p.isdigit()])]))")
-        uid, cwd, files, leaked, memory, tasks, size, processes = json.loads(out)
+                  " s.f_blocks * s.f_frsize, len([p for p in os.listdir('/proc') if p.isdigit()]),"
+                  " [int(line.split()[1]) * 1024 for line in open('/proc/self/status') if line.startswith('VmSize')][0]"
+                  "]))")
+        uid, cwd, files, leaked, memory, tasks, size, processes, mapped = json.loads(out)
         assert cwd == manager.jobdir and os.path.dirname(cwd) == manager.bridge_dir
         assert "data.csv" in files and "answers.ipynb" not in files
-        assert not leaked and memory == sandbox.memory_limit
+        assert not leaked
+        # RLIMIT_AS: the memory limit on top of what the kernel mapped before any student code (its imports)
+        assert sandbox.memory_limit < memory <= sandbox.memory_limit + mapped, (memory, mapped)
         if stated.namespaces:  # its own PID namespace, and a job folder of its own size that only it sees
             assert processes == 1 and size == sandbox.job_size and tasks == sandbox.max_processes
             assert not os.listdir(manager.jobdir)
@@ -97,3 +101,34 @@ def test_writing_past_the_file_size_limit_fails(tmp_path):
                   "try:\n    open('big', 'wb').write(bytes(2 * 2**20))\n"
                   "except OSError as error:\n    print(errno.errorcode[error.errno])")
     assert out.strip() == errno.errorcode[errno.EFBIG]
+
+
+def test_python_and_read_only_paths_under_tmp_stay_readable(tmp_path):
+    """Each kernel gets a /tmp of its own: a venv or data cache under the host's /tmp is bound back, read-only."""
+    cache = tmp_path / "cache"  # pytest's tmp_path lies under /tmp
+    cache.mkdir()
+    (cache / "note.txt").write_text("cached\n")
+    os.chmod(cache, 0o755)
+    with running(Sandbox(preload=SMALL, read_only_paths=[str(cache)]), handed_in(tmp_path / "job")) as (_, run):
+        out = run(f"import errno\nprint(open({str(cache / 'note.txt')!r}).read(), end='')\n"
+                  f"try:\n    open({str(cache / 'new.txt')!r}, 'w')\nexcept OSError as error:\n"
+                  "    print(errno.errorcode[error.errno])\n")
+    assert out.split("\n")[0] == "cached", out
+    assert out.split("\n")[1] in ({"EROFS", "EACCES"} if isolation().namespaces else {"EACCES", ""}), out
+
+
+def test_a_forked_worker_leaves_its_parents_zygote_alone(tmp_path):
+    """A grading worker forked from a process that has zygotes (api.grade_class called from a test, or a
+    session that graded before) stops its own on its way out, never the ones it inherited."""
+    from coursepack.grading.zygote import Zygote
+
+    with running(Sandbox(preload=SMALL), handed_in(tmp_path / "a")) as (manager, _):
+        folder, zygote = manager.zygote.folder, manager.zygote
+        child = os.fork()
+        if child == 0:  # what pool.worker_main does last
+            Zygote.stop_all()
+            os._exit(0)
+        os.waitpid(child, 0)
+        assert os.path.isdir(folder) and zygote.process.poll() is None, "the child stopped its parent's zygote"
+    with running(Sandbox(preload=SMALL), handed_in(tmp_path / "b")) as (manager, run):
+        assert manager.zygote is zygote and run("print(6 * 7)") == "42\n"

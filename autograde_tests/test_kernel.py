@@ -30,6 +30,7 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path, capsys):
         ["python3.11", "-m", "venv", str(venv)],
         [vpy, "-m", "pip", "install", "-e", str(notebooks.ROOT)],
         [vpy, "-m", "ipykernel", "install", "--user", "--name", "dl-test", "--display-name", "Deep Learning"],
+        [vpy, str(notebooks.ROOT / "coursepack" / "snippets" / "gpu_check.py")],  # the GPU check, in the new venv
     ]
     assert not venv.exists()
 
@@ -41,16 +42,17 @@ def test_bad_kernel_name_is_refused(capsys):
     assert "--name 'my kernel': a kernel name may only contain" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+@pytest.mark.skipif(not shutil.which("make"), reason="make not installed (apt install make)")
 def test_make_kernel_passes_its_variables(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     result = subprocess.run(
         ["make", "--no-print-directory", "-C", str(notebooks.ROOT), "kernel", f"KERNEL_VENV={tmp_path / 'kv'}",
-         "KERNEL_NAME=dl-make", "KERNEL_DISPLAY=DL via make", "TORCH_SPEC=torch==2.13.0", "KERNEL_FLAGS=--dry-run"],
+         "KERNEL_NAME=dl-make", "KERNEL_DISPLAY=DL via make", "TORCH_SPEC=torch==2.13.0",
+         "TORCH_INDEX=https://download.pytorch.org/whl/cu126", "KERNEL_FLAGS=--dry-run"],
         env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     vpy = str(tmp_path / "kv" / "bin" / "python")
-    assert f"+ {vpy} -m pip install torch==2.13.0" in result.stdout
+    assert f"+ {vpy} -m pip install --index-url https://download.pytorch.org/whl/cu126 torch==2.13.0" in result.stdout
     assert f"+ {vpy} -m ipykernel install --user --name dl-make --display-name 'DL via make'" in result.stdout
     # The kernel must land in the user's Jupyter folder (where JupyterHub looks), not the project's .jupyter/.
     assert "env -u JUPYTER_CONFIG_DIR -u JUPYTER_DATA_DIR" in result.stdout
@@ -80,3 +82,15 @@ def test_registered_kernel_runs_the_new_venvs_interpreter(tmp_path, monkeypatch)
         client.stop_channels()
         manager.shutdown_kernel(now=True)
     assert "".join(outputs).strip() == str(venv)
+    # the GPU check ran last, with the new venv's interpreter (torch through PYTHONPATH): it names what it found
+    assert result.stdout.split("gpu_check.py\n", 1)[1].startswith(("No NVIDIA GPU to check", "PyTorch ", "nvidia-smi"))
+
+
+def test_make_venv_installs_torch_from_torch_index(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    result = subprocess.run(["make", "--no-print-directory", "-n", "-C", str(notebooks.ROOT), f"VENV={tmp_path}/v",
+                             "venv", "TORCH_INDEX=https://download.pytorch.org/whl/cu126"],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (f"{tmp_path}/v/bin/python -m pip install --quiet --index-url \"https://download.pytorch.org/whl/cu126\" "
+            "\"torch\"\n") in result.stdout, result.stdout

@@ -9,7 +9,10 @@ What the sheet's "CreateJupyterPythonEnvironment" notebook does on NCC, as one c
 1. `python -m venv VENV` (skipped when VENV already has an interpreter: re-running only updates),
 2. `VENV/bin/python -m pip install -e <this checkout>` (the dependencies in pyproject.toml),
 3. `VENV/bin/python -m ipykernel install --user --name NAME --display-name DISPLAY`, so Jupyter's
-   launcher (JupyterHub's "New" menu after a page refresh) lists DISPLAY and runs VENV's interpreter.
+   launcher (JupyterHub's "New" menu after a page refresh) lists DISPLAY and runs VENV's interpreter,
+4. the GPU check (coursepack/snippets/gpu_check.py, also a cell of notebooks/0_environment_check.ipynb)
+   in VENV: when nvidia-smi sees a GPU that VENV's torch cannot use, it says why (the driver against
+   the build's CUDA version) and which build to install instead (`--torch-index`, make's TORCH_INDEX).
 
 Standard library only: it runs before any environment with the pack's requirements exists.
 """
@@ -22,6 +25,8 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from coursepack.snippets import gpu_check
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VENV = "~/.venvs/comp3547"
@@ -36,7 +41,7 @@ def venv_python(venv: Path) -> Path:
 
 
 def plan(venv: Path, name: str, display_name: str, python: str = sys.executable, install: bool = True,
-         system_site_packages: bool = False, torch_spec: str | None = None,
+         system_site_packages: bool = False, torch_spec: str | None = None, torch_index: str | None = None,
          prefix: Path | None = None) -> list[list[str]]:
     """The commands that create, fill and register the environment, in order."""
     vpy = str(venv_python(venv))
@@ -45,11 +50,14 @@ def plan(venv: Path, name: str, display_name: str, python: str = sys.executable,
         commands.append([python, "-m", "venv", *(["--system-site-packages"] if system_site_packages else []),
                          str(venv)])
     if install:
-        if torch_spec:  # e.g. a CPU-only build; otherwise pip takes the platform's default (CUDA on NCC)
-            commands.append([vpy, "-m", "pip", "install", torch_spec])
+        if torch_spec or torch_index:  # e.g. a CPU-only build, or a CUDA build for an older driver (torch_index);
+            # otherwise pip takes the platform's default (CUDA on NCC)
+            commands.append([vpy, "-m", "pip", "install", *(["--index-url", torch_index] if torch_index else []),
+                             torch_spec or "torch"])
         commands.append([vpy, "-m", "pip", "install", "-e", str(ROOT)])
     where = ["--prefix", str(prefix)] if prefix else ["--user"]
     commands.append([vpy, "-m", "ipykernel", "install", *where, "--name", name, "--display-name", display_name])
+    commands.append([vpy, gpu_check.__file__])  # does its torch use the GPU nvidia-smi sees? (prints, never fails)
     return commands
 
 
@@ -62,6 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter that creates the environment (default: this one)")
     parser.add_argument("--torch-spec", help="install this torch first, e.g. torch==2.13.0 for the CPU build")
+    parser.add_argument("--torch-index", help="install torch from this package index first, e.g. "
+                                              "https://download.pytorch.org/whl/cu126 (a CUDA 12.6 build)")
     parser.add_argument("--system-site-packages", action="store_true",
                         help="let the environment see the creating interpreter's packages")
     parser.add_argument("--no-install", dest="install", action="store_false",
@@ -82,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     venv = Path(os.path.expanduser(args.venv)).absolute()
     commands = plan(venv, args.name, args.display_name, python=args.python, install=args.install,
                     system_site_packages=args.system_site_packages, torch_spec=args.torch_spec,
-                    prefix=args.prefix)
+                    torch_index=args.torch_index, prefix=args.prefix)
     for command in commands:
         print("+", shlex.join(command), flush=True)
         if not args.dry_run:
-            subprocess.run(command, check=True)
+            subprocess.run(command, check=command[-1] != gpu_check.__file__)  # the GPU check only reports
     if not args.dry_run:
         print(f"Kernel {args.name!r} ({args.display_name}) runs {venv_python(venv)}. In JupyterLab, refresh the "
               "page, then pick it in the launcher or with Kernel > Change Kernel.")

@@ -89,6 +89,7 @@ from coursepack.grading.zygote import (
     _prctl,
     _unshare,
     _write,
+    mapped_bytes,
     mount,
     tmpfs,
     unmount,
@@ -98,7 +99,8 @@ from coursepack.grading.zygote import (
 class HarnessSettings(Configurable):
     """The test harness's limits (configurable as `c.HarnessSettings.<name>` in nbgrader_config.py)."""
 
-    memory_limit = Integer(4 * 2**30, help="address space of the harness process (RLIMIT_AS), bytes; 0: none"
+    memory_limit = Integer(4 * 2**30, help="address space of the harness process (RLIMIT_AS) beyond what the grader's "
+                                           "imports map, bytes; 0: none"
                            ).tag(config=True)
     max_message_bytes = Integer(256 * 2**20, help="largest message a student's kernel may send it, bytes"
                                 ).tag(config=True)
@@ -602,8 +604,9 @@ def _child(source_path: str, setup: dict, conn) -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker gone, so is its harness
     if os.getppid() != setup["worker"]:
         os._exit(1)
-    if setup["memory_limit"] > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (setup["memory_limit"], setup["memory_limit"]))
+    if setup["memory_limit"] > 0:  # above what the worker's imports (torch's libraries) map already
+        limit = setup["memory_limit"] + mapped_bytes()
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import torch
 
     # One thread until the fork below: a child forked after OpenMP started its threads waits for them forever.

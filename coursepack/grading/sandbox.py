@@ -71,7 +71,8 @@ class Sandbox(Configurable):
 
     notebook_timeout = Integer(900, help="wall-clock seconds for a notebook; later cells fail").tag(config=True)
     memory_limit = Integer(4 * GiB, help="bytes: the memory of the whole notebook (a cgroup, where available) and "
-                                         "the address space of each of its processes (RLIMIT_AS)").tag(config=True)
+                                         "the address space each of its processes may add to what the zygote's "
+                                         "imports map (RLIMIT_AS)").tag(config=True)
     max_processes = Integer(256, help="tasks (processes and threads) of the notebook: its cgroup's pids.max and "
                                       "RLIMIT_NPROC of its own uid or user namespace").tag(config=True)
     max_file_size = Integer(256 * MiB, help="largest file the kernel may write (RLIMIT_FSIZE), bytes").tag(config=True)
@@ -352,7 +353,8 @@ def _remove_folder(folder: str, mounted: bool, lock: str, handle: int) -> None:
     if mounted:
         unmount(folder)
     shutil.rmtree(folder, ignore_errors=True)
-    os.unlink(lock)
+    with contextlib.suppress(FileNotFoundError):  # (a zygote stopped twice: its lock is already gone)
+        os.unlink(lock)
     os.close(handle)
 
 

@@ -114,6 +114,17 @@ def _unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare namespaces")
 
 
+def mapped_bytes() -> int:
+    """The address space this process maps now (VmSize): RLIMIT_AS is set this much above the memory
+    limit, so that a limit bounds what student code allocates, not the libraries imported before it
+    (a CUDA build of torch maps over 3 GiB of them, a CPU build under 1 GiB)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _write(path: str, text: str) -> None:
     with open(path, "w") as file:
         file.write(text)
@@ -196,9 +207,16 @@ def _build_file_system(request: dict) -> None:
     kept = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in (kernel_dir, ipc_dir)}
     if request["uid"] is not None:
         _expose(request["python_paths"])
-    for shared in ("/tmp", "/var/tmp", "/dev/shm"):  # places every process may write: its own copies
-        if os.path.isdir(shared):
-            tmpfs(shared, request["tmp_size"], 0o1777)
+    shared = [path for path in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(path)]
+    # Python's own folders under them (a venv in /tmp) are bound back, read-only, into the kernel's copies.
+    python = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in request["python_paths"]
+              if any(path.startswith(folder + "/") for folder in shared)]
+    for folder in shared:  # places every process may write: its own copies
+        tmpfs(folder, request["tmp_size"], 0o1777)
+    for path, fd in python:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        bind(fd, path, read_only=True, executable=True)
+        os.close(fd)
     scratch = request["scratch"]
     if os.path.isdir(scratch):  # not under /tmp: hide every other kernel's folder under a tmpfs
         tmpfs(scratch, 2**20, 0o755)
@@ -422,6 +440,8 @@ def _kernel(request: dict, ready: int, lifeline: int) -> None:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _prctl(PR_SET_DUMPABLE, 1)  # changing uid cleared it; its own /proc entries should be its own again
         for name, value in request["limits"].items():
+            if name == "as":  # on top of what the zygote's imports map already
+                value += mapped_bytes()
             hard = resource.getrlimit(LIMITS[name])[1]  # a lower hard limit here is stricter: kept
             value = value if hard == resource.RLIM_INFINITY else min(value, hard)
             resource.setrlimit(LIMITS[name], (value, value))
@@ -586,16 +606,17 @@ class Zygote:
     @classmethod
     def shared(cls, key: tuple, make: Callable[[], Zygote]) -> Zygote:
         zygote = cls._shared.get(key)
-        if zygote is None or zygote.process.poll() is not None:
+        if zygote is None or not zygote.mine or zygote.process.poll() is not None:
             if zygote is not None:
-                zygote.stop()
-            if not cls._shared:
+                zygote.stop()  # (not one a forked process inherited: that one is its parent's)
+            if not any(z.mine for z in cls._shared.values()):
                 atexit.register(cls.stop_all)
             zygote = cls._shared[key] = make()
         return zygote
 
     @classmethod
     def stop_all(cls) -> None:
+        """Stop this process's zygotes; a forked grading worker leaves its parent's alone."""
         for zygote in cls._shared.values():
             zygote.stop()
         cls._shared.clear()
@@ -605,6 +626,7 @@ class Zygote:
         """Run `command` (the sandbox around this module's server) with the socket in `folder`;
         `on_stop` removes the folder."""
         self.folder, self.on_stop = folder, on_stop
+        self.owner = os.getpid()  # a forked child inherits this object, not the zygote: it must not stop it
         self.socket = os.path.join(folder, "zygote.sock")
         log = os.path.join(folder, "zygote.log")
         with open(log, "w") as errors:
@@ -637,7 +659,13 @@ class Zygote:
             raise RuntimeError(reply["error"])
         return _ZygoteChild(self, reply["pid"], on_reason)
 
+    @property
+    def mine(self) -> bool:
+        return self.owner == os.getpid()
+
     def stop(self) -> None:
+        if not self.mine:  # in a forked child, poll() cannot see the zygote (not its child): it would
+            return  # count as ended, and its folder, still in use by the parent, would be removed
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
