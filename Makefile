@@ -67,7 +67,7 @@ lint: $(VENV_READY) ## ruff on code and notebooks
 
 test: $(VENV_READY) lint ## every check: lint, notebook rules, release sync, grading suite, nbval on all notebooks
 	COURSEPACK_QUICK=1 COURSEPACK_OFFLINE=1 COURSEPACK_DATA=$(CURDIR)/data MPLBACKEND=Agg OMP_NUM_THREADS=1 \
-	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile autograde_tests --nbval-lax source notebooks
+	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 autograde_tests --nbval-lax source notebooks
 
 lab: $(VENV_READY) ## JupyterLab on the course, with nbgrader's Assignments and Formgrader
 	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) $(ALLOW_ROOT)
