@@ -275,8 +275,8 @@ def foreign_history(dest: Path, course: Path | None = None) -> list[str]:
     if course is not None and (course / ".git").exists() and commits:
         known = subprocess.run(["git", "-C", str(course), "cat-file", "--batch-check"], input="\n".join(commits) + "\n",
                                capture_output=True, text=True, check=True).stdout.splitlines()
-        found += [f"commit {line.split()[0][:12]} is also in the course's history" for line in known
-                  if " commit " in f" {line} "]
+        found[:0] = [f"commit {line.split()[0][:12]} is also in the course's history (a clone, fork or worktree)"
+                     for line in known if " commit " in f" {line} "]
     return found
 
 
