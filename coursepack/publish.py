@@ -92,13 +92,10 @@ def student_makefile(course: Path) -> str:
 SKIPPED = (".ipynb_checkpoints", "__pycache__")  # editor and interpreter caches: never copied, never reported
 
 
-def _tracked(course: Path, *paths: str) -> set[str] | None:
-    """The files git tracks under `paths` of the course (posix, relative), or None when it is no git repository."""
-    if not (course / ".git").exists():
-        return None
-    listed = subprocess.run(["git", "-C", str(course), "ls-files", "-z", "--", *paths],
-                            capture_output=True, text=True, check=True).stdout
-    return {name for name in listed.split("\0") if name}
+def _git_files(course: Path, *args: str) -> list[str]:
+    listed = subprocess.run(["git", "-C", str(course), "ls-files", "-z", *args], capture_output=True, text=True,
+                            check=True).stdout
+    return sorted(name for name in listed.split("\0") if name and not set(SKIPPED) & set(name.split("/")))
 
 
 def _is_text(path: Path) -> bool:
@@ -113,27 +110,30 @@ def export_files(course: Path) -> tuple[list[str], list[str]]:
     """(the files of release/<assignment>/ and notebooks/ that go into the export, the others as sentences).
 
     An allow-list: a file goes only when git tracks it (without git: only the notebooks themselves) and it is
-    text the scan can read. Anything else there (a file git ignores or does not know, a binary, a link) is
-    reported and never copied, because students would receive it unscanned."""
+    text the scan can read. Anything else there (a file or folder git ignores or does not know, a binary, a
+    link) is reported and never copied, because students would receive it unscanned."""
     folders = [f"{notebooks.RELEASE.name}/{a}" for a in release.assignments(course)] + [notebooks.DEMOS.name]
-    tracked = _tracked(course, *folders)
-    allowed, refused = [], []
-    for folder in folders:
-        for path in sorted((course / folder).rglob("*")):
-            rel = path.relative_to(course).as_posix()
-            if path.is_dir() and not path.is_symlink() or set(SKIPPED) & set(rel.split("/")):
-                continue
-            if path.is_symlink() or not path.is_file():
-                refused.append(f"{rel}: a link or special file (only tracked regular files are published)")
-            elif tracked is None and not (path.suffix == ".ipynb" and path.parent == course / folder):
-                refused.append(f"{rel}: not a notebook, and this course is no git repository to say it is tracked")
-            elif tracked is not None and rel not in tracked:
-                refused.append(f"{rel}: not tracked by git (ignored or new): students would receive it; "
-                               "move it out, or commit it if it is meant for them")
-            elif not _is_text(path):
-                refused.append(f"{rel}: a binary file, which the scan cannot read: not published")
-            else:
-                allowed.append(rel)
+    refused = []
+    if (course / ".git").exists():
+        candidates = _git_files(course, "--", *folders)
+        refused += [f"{rel}: not tracked by git (ignored or new): students would receive it; move it out, or "
+                    "commit it if it is meant for them" for rel in _git_files(course, "--others", "--directory",
+                                                                              "--", *folders)]
+    else:
+        entries = [p for folder in folders if (course / folder).is_dir() for p in sorted((course / folder).iterdir())
+                   if p.name not in SKIPPED]
+        candidates = [p.relative_to(course).as_posix() for p in entries if p.suffix == ".ipynb"]
+        refused += [f"{p.relative_to(course).as_posix()}{'/' * p.is_dir()}: not a notebook, and this course is no "
+                    "git repository to say it is tracked" for p in entries if p.suffix != ".ipynb"]
+    allowed = []
+    for rel in candidates:
+        path = course / rel
+        if path.is_symlink() or not path.is_file():
+            refused.append(f"{rel}: a link, special file or missing file (only tracked regular files are published)")
+        elif not _is_text(path):
+            refused.append(f"{rel}: a binary file, which the scan cannot read: not published")
+        else:
+            allowed.append(rel)
     return allowed, refused
 
 
