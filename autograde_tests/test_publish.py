@@ -11,6 +11,9 @@
   with other content is refused and DEST is left as it was.
 - Change detection: a changed point value, test cell or grade id under a published version is reported
   (and blocks), a bumped version is a note, an edit of the teaching text is quiet.
+- Where DEST may be and what reaches it: a clone of the course, the course itself (or a folder in or around
+  it) and a DEST with files git ignores are refused and left as they were; of release/ and notebooks/ only
+  tracked text files are exported; a solution or mutation case pasted into a demo is still a leak.
 """
 import json
 import re

@@ -116,8 +116,8 @@ def export_files(course: Path) -> tuple[list[str], list[str]]:
     refused = []
     if (course / ".git").exists():
         candidates = _git_files(course, "--", *folders)
-        refused += [f"{rel}: not tracked by git (ignored or new): students would receive it; move it out, or "
-                    "commit it if it is meant for them" for rel in _git_files(course, "--others", "--directory",
+        refused += [f"{rel}: not tracked by git (ignored or new), so never published; move it out, or commit it "
+                    "if it is meant for students" for rel in _git_files(course, "--others", "--directory",
                                                                               "--", *folders)]
     else:
         entries = [p for folder in folders if (course / folder).is_dir() for p in sorted((course / folder).iterdir())
