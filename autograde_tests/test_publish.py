@@ -11,6 +11,9 @@
   with other content is refused and DEST is left as it was.
 - Change detection: a changed point value, test cell or grade id under a published version is reported
   (and blocks), a bumped version is a note, an edit of the teaching text is quiet.
+- Where DEST may be and what reaches it: a clone of the course, the course itself (or a folder in or around
+  it) and a DEST with files git ignores are refused and left as they were; of release/ and notebooks/ only
+  tracked text files are exported; a solution or mutation case pasted into a demo is still a leak.
 """
 import json
 import re
@@ -347,3 +350,119 @@ def test_both_readmes_carry_the_current_getting_started_text():
     for readme in (notebooks.ROOT / "README.md", notebooks.ROOT / publish.STUDENT / "README.md"):
         text = readme.read_text()
         assert notebooks.synced_readme(text) == text, f"{readme.name}: getting started is stale (run make sync)"
+
+
+# ------------------------------------------------------------------------------------------------
+# where DEST may be, and what reaches it (red-team findings F8-F11)
+
+
+@pytest.fixture
+def git_course(course):
+    """The course copy as a git repository of one commit (what an instructor publishes from)."""
+    git(course, "init", "--quiet", "--initial-branch=main")
+    git(course, "add", "--all", ".")
+    git(course, *publish.IDENTITY, "commit", "--quiet", "-m", "the course")
+    return course
+
+
+def test_a_clone_of_the_course_or_foreign_history_is_refused_as_dest(git_course, tmp_path, monkeypatch, capsys):
+    """F8: a clone or fork of the course would publish its history (every solution): only export commits."""
+    monkeypatch.setattr(release, "check", lambda course: [])
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(git_course), str(clone)], check=True)
+    head = git(clone, "rev-parse", "HEAD")
+    assert publish.main([str(clone), "--course", str(git_course)]) == 1
+    err = capsys.readouterr().err
+    assert "history make publish did not write" in err and "also in the course's history" in err, err
+    assert git(clone, "rev-parse", "HEAD") == head and git(clone, "status", "--porcelain") == ""
+
+    other = tmp_path / "other"  # history of its own, not the course's, with an instructor folder: refused too
+    (other / "source").mkdir(parents=True)
+    (other / "source" / "answers.txt").write_text("x\n")
+    git(other.parent, "init", "--quiet", str(other))
+    git(other, "add", "--all", ".")
+    git(other, *publish.IDENTITY, "commit", "--quiet", "-m", "Release 0.0.1", "-m", publish.TRAILER)
+    found = publish.foreign_history(other, git_course)
+    assert found and all("instructor folders" in line for line in found), found
+
+
+def test_dest_is_never_the_course_and_ignored_files_in_dest_survive(git_course, tmp_path, monkeypatch, capsys):
+    """F9: DEST = the course (or inside / around it) is refused before anything is written; a DEST holding files
+    git ignores is refused and they stay."""
+    monkeypatch.setattr(release, "check", lambda course: [])
+    (git_course / "submitted" / "s001").mkdir(parents=True)
+    (git_course / "submitted" / "s001" / "1_notation.ipynb").write_text("{}")
+    (git_course / "gradebook.db").write_text("db")
+    head = git(git_course, "rev-parse", "HEAD")
+    for dest in (git_course, git_course / "student", tmp_path):
+        assert publish.main([str(dest), "--course", str(git_course)]) == 1
+        assert "is the course, inside it or around it" in capsys.readouterr().err
+    assert (git_course / "gradebook.db").read_text() == "db" and (git_course / "submitted" / "s001").is_dir()
+    assert git(git_course, "rev-parse", "HEAD") == head and not (git_course / "student").exists()
+
+    dest = tmp_path / "student-repo"
+    assert publish.main([str(dest), "--course", str(git_course)]) == 0, capsys.readouterr().err
+    assert publish.TRAILER in git(dest, "log", "-1", "--format=%B")
+    (dest / "data").mkdir()
+    (dest / "data" / "mine.bin").write_bytes(b"\0keep")  # data/ is in the student .gitignore
+    git(git_course, "add", str(release.MANIFEST))
+    git(git_course, *publish.IDENTITY, "commit", "--quiet", "-m", "published")
+    assert publish.main([str(dest), "--course", str(git_course)]) == 1
+    assert "files git ignores" in capsys.readouterr().err
+    assert (dest / "data" / "mine.bin").read_bytes() == b"\0keep" and len(git(dest, "log", "--format=%H").split()) == 1
+
+
+def test_only_tracked_text_files_of_release_and_notebooks_are_exported(git_course, tmp_path, capsys):
+    """F10: ignored, untracked, binary files beside the notebooks are reported, never copied."""
+    (git_course / "notebooks" / "data").mkdir()
+    (git_course / "notebooks" / "data" / "answers.zip").write_bytes(b"PK\3\4\0\xff")
+    (git_course / "notebooks" / "notes.md").write_text("untracked\n")
+    (git_course / "release" / "practical1" / "grades-2025.csv").write_text("student,score\ns001,71\n")
+    (git_course / "release" / "practical1" / "figure.png").write_bytes(b"\x89PNG\0\xff")
+    git(git_course, "add", "-f", "release/practical1/figure.png")
+    git(git_course, *publish.IDENTITY, "commit", "--quiet", "-m", "a tracked binary")
+    allowed, refused = publish.export_files(git_course)
+    assert {line.split(":")[0] for line in refused} == {"notebooks/data/", "notebooks/notes.md",
+                                                         "release/practical1/grades-2025.csv",
+                                                         "release/practical1/figure.png"}, refused
+    assert set(allowed) == {p.relative_to(git_course).as_posix() for p in notebooks.released_and_demos(git_course)}
+    export = tmp_path / "export"
+    export.mkdir()
+    assert publish.build(git_course, export, CONFIG) == refused
+    assert not [f for f in files(export) if f.endswith((".zip", ".csv", ".png", "notes.md"))]
+    assert publish.main(["--check", "--course", str(git_course)]) == 1
+    assert "grades-2025.csv: not tracked by git" in capsys.readouterr().err
+    assert [line.split(":")[0] for line in release.untracked(git_course)] == ["release/practical1/grades-2025.csv"]
+
+
+def test_release_comparison_walks_folders(tmp_path):
+    """F10: a folder in release/ (nbgrader copies source/<a>/submitted/) is compared file by file, no crash."""
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    for side, text in ((committed, "a"), (fresh, "b")):
+        (side / "submitted" / "s001").mkdir(parents=True)
+        (side / "submitted" / "s001" / "work.txt").write_text(text)
+    (fresh / "submitted" / "extra.txt").write_text("x")
+    (committed / "data" / "MNIST").mkdir(parents=True)  # a folder only one side has is one line
+    for name in ("a.gz", "b.gz"):
+        (committed / "data" / "MNIST" / name).write_bytes(b"\0")
+    assert release.differences(committed, fresh) == ["data/: not generated by the release (2 files)",
+                                                     "submitted/extra.txt: missing from the release",
+                                                     "submitted/s001/work.txt: differs"]
+
+
+def test_a_solution_pasted_into_a_demo_is_still_secret(course, tmp_path):
+    """F11: only the release notebooks' lines are public; a demo does not launder a solution or mutation case."""
+    line, case = _solution_line().strip(), _mutation_line().strip()
+    demo = course / "notebooks" / "convnet.ipynb"
+    nb = notebooks.read(demo)
+    nb.cells.append(notebooks.nbformat.v4.new_code_cell(f"{line}\n{case}"))
+    notebooks.write(nb, demo)
+    export = tmp_path / "export"
+    export.mkdir()
+    publish.build(course, export, CONFIG)
+    found = publish.scan(course, export, CONFIG)
+    assert {f"notebooks/convnet.ipynb: leaks {x!r}" for x in (line, case)} <= set(found), found
+    # The reviewed exemptions stay few and needed: each is a secret line that a demo really shows.
+    demos = {x.strip() for p in notebooks.demo_notebooks() for c in notebooks.read(p).cells
+             for x in c.source.splitlines()}
+    assert publish.DEMO_SHARED <= publish.secret_lines(notebooks.ROOT) & demos

@@ -8,7 +8,7 @@ same layout as this repository for what students get, so every path in the getti
 in both:
 
     README.md  CHANGELOG.md  LICENSE  .gitignore   the student README (coursepack/student/), this CHANGELOG
-    release/<assignment>/                          the release notebooks (and any files beside them)
+    release/<assignment>/                          the release notebooks (and tracked text files beside them)
     notebooks/                                     the demos
     Makefile  pyproject.toml  environment.yml      make lab / kernel / slurm and the practical's requirements
     coursepack/kernel.py  coursepack/slurm.py  slurm/run_notebook.sbatch.in   the tools behind them
@@ -17,10 +17,13 @@ Every header cell, getting-started cell and README link is written for the stude
 REPOSITORY and BRANCH (coursepack/notebooks.py). The tree is built in a scratch folder and scanned
 (`scan`): no solution or hidden-test text, no mutation case, no path of the instructor's folders, every
 badge and link to the student repository resolving to a file of the export. Only then is it committed
-into DEST's own history (a git repository, created when missing) as "Release <version>" and tagged
-v<version>; nothing of this repository's history enters DEST. A version already tagged with other
-content is refused (bump the version), and so is a graded change under a published version
-(coursepack/release.py). The published version's graded items are recorded in release/releases.json.
+into DEST's own history (a git repository, created when missing) as "Release <version>" (with the trailer
+TRAILER) and tagged v<version>; nothing of this repository's history enters DEST. Of release/ and notebooks/
+only files git tracks go (export_files); anything else there stops the publication. DEST is refused when it
+is the course, inside or around it, holds a commit publish did not make (a clone or fork of the course) or
+files git ignores (publishing replaces tracked files only and never deletes one it ignores). A version
+already tagged with other content is refused (bump the version), and so is a graded change under a
+published version (coursepack/release.py). The published version's graded items are recorded in release/releases.json.
 """
 from __future__ import annotations
 
@@ -45,6 +48,16 @@ FORBIDDEN_TEXT = re.compile(r"(?<![\w.-])(source|autograde_tests)/|coursepack[./
 LINK = re.compile(r"https://(?:colab\.research\.google\.com/github|github\.com)/([\w.-]+)/([\w.-]+)/blob/"
                   r"([^/\s)]+)/([^\s)\"'>]+)")
 PLACEHOLDER = re.compile(r"\{\{\w+\}\}|<(?:this repository's URL|your [^>]*|[A-Z_ ]+)>")
+# Lines a demo shares with a solution on purpose, each reviewed: 5_training_loop's exercise text spells them out
+# (get_device's order of checks; make_mlp's 784 -> 256 -> 128 -> 10 with ReLU; make_convnet's hidden layer of 128
+# with dropout 0.25), and classifier / convnet / 0_environment_check show them. Only these lines, and only in
+# notebooks/, are exempt: everything else a demo shows is scanned against every solution, hidden test and case.
+DEMO_SHARED = frozenset({
+    "if torch.cuda.is_available():",
+    "return nn.Sequential(",
+    "nn.Linear(256, 128), nn.ReLU(),",
+    "nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),",
+})
 IDENTITY = ["-c", "user.name=COMP3547 course pack", "-c", "user.email=coursepack@invalid"]
 
 
@@ -76,12 +89,61 @@ def student_makefile(course: Path) -> str:
     return (course / STUDENT / "Makefile.head").read_text() + block.group(1)
 
 
-def build(course: Path, export: Path, config: notebooks.Settings) -> None:
-    """Write the student repository's tree for `config` into the empty folder `export`."""
-    for assignment in release.assignments(course):
-        shutil.copytree(course / "release" / assignment, export / "release" / assignment)
-    shutil.copytree(course / notebooks.DEMOS.name, export / notebooks.DEMOS.name,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+SKIPPED = (".ipynb_checkpoints", "__pycache__")  # editor and interpreter caches: never copied, never reported
+
+
+def _git_files(course: Path, *args: str) -> list[str]:
+    listed = subprocess.run(["git", "-C", str(course), "ls-files", "-z", *args], capture_output=True, text=True,
+                            check=True).stdout
+    return sorted(name for name in listed.split("\0") if name and not set(SKIPPED) & set(name.split("/")))
+
+
+def _is_text(path: Path) -> bool:
+    try:
+        path.read_text()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def export_files(course: Path) -> tuple[list[str], list[str]]:
+    """(the files of release/<assignment>/ and notebooks/ that go into the export, the others as sentences).
+
+    An allow-list: a file goes only when git tracks it (without git: only the notebooks themselves) and it is
+    text the scan can read. Anything else there (a file or folder git ignores or does not know, a binary, a
+    link) is reported and never copied, because students would receive it unscanned."""
+    folders = [f"{notebooks.RELEASE.name}/{a}" for a in release.assignments(course)] + [notebooks.DEMOS.name]
+    refused = []
+    if (course / ".git").exists():
+        candidates = _git_files(course, "--", *folders)
+        refused += [f"{rel}: not tracked by git (ignored or new), so never published; move it out, or commit it "
+                    "if it is meant for students" for rel in _git_files(course, "--others", "--directory",
+                                                                              "--", *folders)]
+    else:
+        entries = [p for folder in folders if (course / folder).is_dir() for p in sorted((course / folder).iterdir())
+                   if p.name not in SKIPPED]
+        candidates = [p.relative_to(course).as_posix() for p in entries if p.suffix == ".ipynb"]
+        refused += [f"{p.relative_to(course).as_posix()}{'/' * p.is_dir()}: not a notebook, and this course is no "
+                    "git repository to say it is tracked" for p in entries if p.suffix != ".ipynb"]
+    allowed = []
+    for rel in candidates:
+        path = course / rel
+        if path.is_symlink() or not path.is_file():
+            refused.append(f"{rel}: a link, special file or missing file (only tracked regular files are published)")
+        elif not _is_text(path):
+            refused.append(f"{rel}: a binary file, which the scan cannot read: not published")
+        else:
+            allowed.append(rel)
+    return allowed, refused
+
+
+def build(course: Path, export: Path, config: notebooks.Settings) -> list[str]:
+    """Write the student repository's tree for `config` into the empty folder `export`; return the files of
+    release/ and notebooks/ left out (export_files), which make publish refuses to go on with."""
+    allowed, refused = export_files(course)
+    for rel in allowed:
+        (export / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(course / rel, export / rel)
     for path in notebooks.released_and_demos(export):
         nb = notebooks.read(path)
         notebooks.sync_cells(nb, path.relative_to(export).as_posix(), config)
@@ -97,6 +159,7 @@ def build(course: Path, export: Path, config: notebooks.Settings) -> None:
         (export / tool).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(course / tool, export / tool)
     (export / "coursepack" / "__init__.py").write_text('"""The tools behind make kernel and make slurm."""\n')
+    return refused
 
 
 def _text_files(export: Path):
@@ -123,7 +186,8 @@ def _prose(path: Path, text: str) -> str:
 
 def secret_lines(course: Path) -> set[str]:
     """Lines no student may see: solutions and hidden tests of source/ and the mutation cases' code, less
-    what the release and the demos show anyway (release.check proves the release itself leaks nothing)."""
+    what the release notebooks show anyway (public by definition; release.check proves they leak nothing).
+    What a demo shows is not subtracted: a solution pasted into a demo is still a leak."""
     secret = set()
     for assignment in release.assignments(course):
         for source in sorted((course / "source" / assignment).glob("*.ipynb")):
@@ -132,7 +196,7 @@ def secret_lines(course: Path) -> set[str]:
         secret |= {line.strip() for line in case.read_text().splitlines()
                    if len(line.strip()) >= release.MIN_LEAK_LENGTH}
     public = set()
-    for path in notebooks.released_and_demos(course):
+    for path in sorted((course / notebooks.RELEASE.name).glob("*/*.ipynb")):
         public |= {line.strip() for cell in notebooks.read(path).cells for line in cell.source.splitlines()}
     return secret - public
 
@@ -150,7 +214,9 @@ def scan(course: Path, export: Path, config: notebooks.Settings) -> list[str]:
         rel = path.relative_to(export).as_posix()
         found += [f"{rel}: contains marker {m!r}" for m in release.MARKERS if m in text]
         found += [f"{rel}: names {m.group(0)!r}" for m in FORBIDDEN_TEXT.finditer(text)]
-        found += [f"{rel}: leaks {line!r}" for line in sorted(secret & {x.strip() for x in text.splitlines()})]
+        exempt = DEMO_SHARED if rel.startswith(f"{notebooks.DEMOS.name}/") else set()
+        shown = {x.strip() for x in text.splitlines()} - exempt
+        found += [f"{rel}: leaks {line!r}" for line in sorted(secret & shown)]
         if path.suffix in (".md", ".ipynb"):
             found += [f"{rel}: unfilled placeholder {m.group(0)!r}" for m in PLACEHOLDER.finditer(_prose(path, text))]
         for match in LINK.finditer(text):
@@ -179,22 +245,75 @@ def _ref(dest: Path, ref: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def commit(export: Path, dest: Path, version: str) -> tuple[str, str]:
+TRAILER = "Coursepack-Export: student release"  # marks the commits make publish makes (the only ones DEST may hold)
+LEGACY_MARK = "Written by make publish:"
+INSTRUCTOR_TREES = ("source", "autograde_tests")
+
+
+def overlaps(dest: Path, course: Path) -> bool:
+    """Whether DEST is the course, inside it, or holds it (paths resolved)."""
+    dest, course = dest.resolve(), course.resolve()
+    return dest == course or course in dest.parents or dest in course.parents
+
+
+def foreign_history(dest: Path, course: Path | None = None) -> list[str]:
+    """DEST's commits that make publish did not make, as sentences: a commit without its trailer, a commit the
+    course also holds (DEST is a clone, fork or worktree of it), a tree with source/ or autograde_tests/."""
+    if not _ref(dest, "HEAD") and not git(dest, "for-each-ref", "--count=1"):
+        return []
+    found = []
+    log = git(dest, "log", "--all", "--format=%H%x00%B%x1e")
+    commits = {}
+    for entry in filter(None, (e.strip("\n") for e in log.split("\x1e"))):
+        sha, _, message = entry.partition("\0")
+        commits[sha] = message
+        if TRAILER not in message and LEGACY_MARK not in message:
+            found.append(f"commit {sha[:12]} ({message.splitlines()[0] if message else 'no message'!r}) was not "
+                         "made by make publish")
+        elif git(dest, "ls-tree", "--name-only", sha, "--", *INSTRUCTOR_TREES):
+            found.append(f"commit {sha[:12]} holds instructor folders ({', '.join(INSTRUCTOR_TREES)})")
+    if course is not None and (course / ".git").exists() and commits:
+        known = subprocess.run(["git", "-C", str(course), "cat-file", "--batch-check"], input="\n".join(commits) + "\n",
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+        found[:0] = [f"commit {line.split()[0][:12]} is also in the course's history (a clone, fork or worktree)"
+                     for line in known if " commit " in f" {line} "]
+    return found
+
+
+def commit(export: Path, dest: Path, version: str, course: Path | None = None) -> tuple[str, str]:
     """Commit the tree `export` into the git repository `dest` (created when missing) and tag it v<version>.
 
-    Returns (commit, what happened). ValueError when DEST has changes of its own or the tag already marks
-    other content (then DEST is left as it was).
+    Returns (commit, what happened). ValueError (DEST left as it was) when DEST is the course or overlaps it,
+    holds history make publish did not write (a clone or fork of the course above all), has changes of its
+    own or files git ignores (never deleted), or when the tag already marks other content.
     """
+    if course is not None and overlaps(dest, course):
+        raise ValueError(f"{dest}: is the course, inside it or around it; DEST must be a repository of its own")
     if not (dest / ".git").exists():
         if dest.exists() and any(dest.iterdir()):
             raise ValueError(f"{dest}: not empty and not a git repository")
         dest.mkdir(parents=True, exist_ok=True)
         git(dest, "init", "--quiet", "--initial-branch=main")
+    foreign = foreign_history(dest, course)
+    if foreign:
+        raise ValueError(f"{dest}: holds history make publish did not write (a clone or fork of the course would "
+                         "publish every solution in it); publish into a new, empty repository:\n    "
+                         + "\n    ".join(foreign[:10]) + (f"\n    ... {len(foreign) - 10} more" * (len(foreign) > 10)))
     if git(dest, "status", "--porcelain"):
         raise ValueError(f"{dest}: has changes of its own (commit or discard them; only make publish writes there)")
-    for entry in dest.iterdir():
-        if entry.name != ".git":
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    status = git(dest, "status", "--porcelain", "--ignored").splitlines()
+    ignored = [line[3:] for line in status if line.startswith("!!")]
+    if ignored:
+        raise ValueError(f"{dest}: holds files git ignores, which publishing never deletes (move them out): "
+                         + ", ".join(ignored[:10]))
+    for name in filter(None, git(dest, "ls-files", "-z").split("\0")):  # only tracked files are replaced
+        path = dest / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+        for folder in path.parents:
+            if folder == dest or any(folder.iterdir()):
+                break
+            folder.rmdir()
     shutil.copytree(export, dest, dirs_exist_ok=True)
     git(dest, "add", "--all", ".")
     tree, tag = git(dest, "write-tree"), f"v{version}"
@@ -210,7 +329,7 @@ def commit(export: Path, dest: Path, version: str) -> tuple[str, str]:
         what = "already up to date"
     else:
         git(dest, "commit", "--quiet", "-m", f"Release {version}", "-m",
-            "Written by make publish: the student release of COMP3547 practical 1.", identity=identity)
+            f"{LEGACY_MARK} the student release of COMP3547 practical 1.", "-m", TRAILER, identity=identity)
         what = "committed"
     head = _ref(dest, "HEAD")
     if not tagged:
@@ -250,12 +369,16 @@ def main(argv=None) -> int:
     if not args.check and args.dest is None:
         parser.error("give DEST, the student repository's working copy, or --check")
     course = args.course.resolve()
+    if args.dest is not None and not args.check and overlaps(args.dest, course):
+        print(f"not published: {args.dest} is the course, inside it or around it (publishing would replace its "
+              "files); DEST must be a repository of its own", file=sys.stderr)
+        return 1
     config = notebooks.settings(course, args.repository, args.branch)
     found = [] if args.check else refusals(course, config)
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "export"
         export.mkdir()
-        build(course, export, config)
+        found += build(course, export, config)
         found += scan(course, export, config)
         if found:
             print("not published:\n" + "\n".join(f"  {line}" for line in found), file=sys.stderr)
@@ -264,7 +387,7 @@ def main(argv=None) -> int:
             print(f"the export of release {config.version} for {config.repository}@{config.branch} is clean")
             return 0
         try:
-            head, what = commit(export, args.dest.resolve(), config.version)
+            head, what = commit(export, args.dest.resolve(), config.version, course)
         except ValueError as error:
             print(f"not published: {error}", file=sys.stderr)
             return 1
