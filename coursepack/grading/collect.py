@@ -6,8 +6,10 @@
 Students on JupyterHub hand in through the Assignments tab (nbgrader's exchange); `nbgrader collect`
 takes the newest submission of each. Colab has no Assignments tab: those students download their
 notebook and upload it to the learning platform, whose bulk download is collected here with
-nbgrader's ZipCollectApp: its ExtractorPlugin unpacks the archive into downloaded/<a>/extracted/,
-our `PlatformCollector` (a FileNameCollectorPlugin) reads student, attempt and file from each name,
+nbgrader's ZipCollectApp: `_unpack` unpacks the archive one level into downloaded/<a>/extracted/
+(not nbgrader's ExtractorPlugin, which unpacks archives inside hand-ins too, at any depth: a
+student's zip could then carry files named for a classmate, past max_archive_bytes), our
+`PlatformCollector` (a FileNameCollectorPlugin) reads student, attempt and file from each entry's name,
 and nbgrader's `_transfer_files` files them with a timestamp.txt. One step is ours,
 `PlatformZipCollect._collect_files`, because nbgrader's (0.9.6) keeps the newest *file* per notebook
 name, not the newest *attempt*: a notebook dropped from a later attempt would come back from an
