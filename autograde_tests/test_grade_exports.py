@@ -146,10 +146,11 @@ def test_a_failed_nbgrader_run_is_reported_by_its_exception_not_traceback_header
     log = ("[INFO] Updating/creating assignment 'practical1'\n"
            "[ERROR] There was an error processing assignment: /tmp/x\n"
            "[ERROR] Traceback (most recent call last):\n"
-           '  File "nbgrader/preprocessors/overwritecells.py", line 20, in preprocess_cell\n'
-           "    raise KeyError(grade_id)\n"
-           "KeyError: 'test_add'\n"
-           "\n"
+           '      File "nbgrader/preprocessors/overwritecells.py", line 140, in add_missing_grade_cells\n'
+           "        prev_cell_idx = submitted_cell_idxs[prev_cell_id] + added_count\n"
+           "    KeyError: 'test_add'\n"
+           "    \n"  # nbgrader's log indents a record's further lines by four
+           "[ERROR] There was an error processing assignment 'p1' for student 's001'\n"
            "[ERROR] Please see the error log for details\n")
     assert grade._cause({"success": False, "log": log, "error": "Traceback (most recent call last):\n  x\n"
                                                              "SystemExit: 1\n"}) == "KeyError: 'test_add'"

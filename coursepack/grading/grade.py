@@ -85,9 +85,12 @@ def _cause(outcome: dict) -> str:
 
 
 def _last_line(lines: list[str]) -> str:
-    """A traceback's last unindented line: the exception's `type: message`."""
-    plain = [line.strip() for line in lines if line.strip() and not line.startswith((" ", "\t"))]
-    return plain[-1] if plain else ""
+    """A traceback's last least-indented line (the log indents them all): the exception's `type: message`."""
+    lines = [line.expandtabs() for line in lines if line.strip()]
+    if not lines:
+        return ""
+    margin = min(len(line) - len(line.lstrip()) for line in lines)
+    return [line.strip() for line in lines if len(line) - len(line.lstrip()) == margin][-1]
 
 
 def preload_modules(source_folder: Path) -> list[str]:
