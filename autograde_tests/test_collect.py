@@ -5,6 +5,8 @@ cites the pattern), from the real release notebooks, each copy tagged with a mar
 test can tell which file was filed. No grading runs here: that is test_editor_formats.py's.
 """
 import datetime
+import gzip
+import io
 import json
 import os
 import shutil
@@ -196,3 +198,89 @@ def test_a_bulk_download_cannot_bring_set_uid_files_or_unpack_without_bound(cour
                                                + "\nc.Collector.max_archive_bytes = 1000\n")
     with pytest.raises(ValueError, match="max_archive_bytes"):
         collect.collect(course, ASSIGNMENT, archive)
+
+
+def zipped(files: dict[str, str | bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def test_a_students_upload_cannot_file_or_erase_a_classmates_hand_in(course, tmp_path):
+    """Only the bulk archive's own entry name says whose and which attempt a file is (red team F1)."""
+    first = NAMES[0]
+    ab, future = f"{BB}_ab12_attempt_{stamp(1)}", "2099-01-01-00-00-00"
+    genuine = {f"{BB}_{user}_attempt_{stamp(2)}_{first}.ipynb": tagged(first, f"{user} genuine")
+               for user in ("cd34", "ef56", "gh78")}
+    attack = {
+        # an original file name that embeds another student's attempt (the greedy pattern filed it as cd34's)
+        f"{ab}_x_cd34_attempt_{future}_{first}.ipynb": tagged(first, "ab12 as cd34"),
+        # a zip in ab12's attempt holding a file named for the roster id s003 (it was unpacked and filed)
+        f"{ab}_extra.zip": zipped({f"y_s003_attempt_{future}_{first}.ipynb": tagged(first, "ab12 as s003")}),
+        # a text file named like gh78's attempt record (it made gh78's newest attempt an empty one)
+        f"{ab}_z_gh78_attempt_{future}.txt": "",
+        f"{ab}_{first}.ipynb": tagged(first, "ab12 own"),
+        # an attempt time later than the download itself: not believed
+        f"{BB}_ab12_attempt_{future}_{first}.ipynb": tagged(first, "ab12 from the future"),
+    }
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,username\ns001,ab12\ns002,cd34\ns003,ef56\ns004,gh78\n")
+    submitted = course / "submitted"
+
+    def check(result, *, listed=True):
+        for student, user in (("s002", "cd34"), ("s003", "ef56"), ("s004", "gh78")):
+            assert marker_of(submitted / student / ASSIGNMENT / f"{first}.ipynb") == f"{user} genuine", student
+            assert (submitted / student / ASSIGNMENT / "timestamp.txt").read_text().startswith("2026-11-02"), student
+        by_id = {s.student: s for s in result.students}
+        assert not listed or all(kinds(by_id[s]) == [] for s in ("s002", "s003", "s004")), result.summary()
+        return by_id["s001"]
+
+    ada = check(collect.collect(course, ASSIGNMENT, bulk_download(tmp_path / "bulk.zip", {**genuine, **attack}),
+                                roster=roster))
+    assert marker_of(submitted / "s001" / ASSIGNMENT / f"{first}.ipynb") == "ab12 own"
+    assert ada.attempt == "2026-11-01 09:30:00"
+    notes = " | ".join(p.message for p in ada.problems)
+    assert "extra.zip: hand in .ipynb files, not archives" in notes and "later than the download" in notes, notes
+    assert sorted(p.stem for p in submitted.glob("*/*/*.ipynb")) == [first] * 4
+    # A later download with only ab12's files leaves the classmates' earlier collect alone.
+    check(collect.collect(course, ASSIGNMENT, bulk_download(tmp_path / "later.zip", attack), roster=roster),
+          listed=False)
+    # A configured assignment title: a file whose name starts with another one belongs to nobody.
+    names = collect.PlatformCollector(assignment_title=BB)
+    assert names.collect(f"{BB}_ab12_attempt_{stamp(1)}_{first}.ipynb")["student_id"] == "ab12"
+    assert names.collect(f"Practical 2_ab12_attempt_{stamp(1)}_{first}.ipynb") is None
+
+
+def test_odd_uploads_cost_their_owner_only_and_nothing_is_unpacked_past_the_bound(course, tmp_path):
+    """Red team F2-F4: files no archiver reads, nested archives (one a bomb), and a user name `..`."""
+    first = NAMES[0]
+    ab = f"{BB}_ab12_attempt_{stamp(1)}"
+    bomb = zipped({"inner.zip": zipped({"zeros.bin": b"\0" * (8 * 2**20)})})
+    files = {
+        f"{BB}_cd34_attempt_{stamp(2)}_{first}.ipynb": tagged(first, "cd34 genuine"),
+        f"{ab}_{first}.ipynb": tagged(first, "ab12 own"),
+        f"{ab}_notes.zip": "just some notes",
+        f"{ab}_data.csv.gz": gzip.compress(b"a,b\n1,2\n"),
+        f"{ab}_w.zip": zipped({"x": "y" * 1000})[:60],
+        f"{ab}_up.zip": zipped({"../../../../../tmp/escaped": "x", "/tmp/escaped": "x"}),
+        f"{ab}_bomb.zip": bomb,
+        f"{BB}_.._attempt_{stamp(1)}_{first}.ipynb": tagged(first, "dotdot"),
+        f"../{BB}_ij90_attempt_{stamp(1)}_{first}.ipynb": tagged(first, "climbs out"),
+    }
+    (course / "nbgrader_config.py").write_text((course / "nbgrader_config.py").read_text()
+                                               + "\nc.Collector.max_archive_bytes = 2**20\n")
+    result = collect.collect(course, ASSIGNMENT, bulk_download(tmp_path / "bulk.zip", files))
+    by_id = {s.student: s for s in result.students}
+    assert sorted(by_id) == ["ab12", "cd34"], result.summary()
+    assert marker_of(course / "submitted" / "cd34" / ASSIGNMENT / f"{first}.ipynb") == "cd34 genuine"
+    assert marker_of(course / "submitted" / "ab12" / ASSIGNMENT / f"{first}.ipynb") == "ab12 own"
+    refused = [p.message for p in by_id["ab12"].problems if "not archives" in p.message]
+    assert len(refused) == 5, by_id["ab12"].problems
+    assert sum(p.kind is Kind.REFUSED_FILE for p in result.problems) == 2, result.problems  # `..` and ../
+    assert not (course / ASSIGNMENT).exists() and not (tmp_path / ASSIGNMENT).exists()
+    assert sorted(p.parent.parent.name for p in course.rglob(f"{first}.ipynb") if "submitted" in p.parts) == [
+        "ab12", "cd34"]
+    unpacked = sum(p.stat().st_size for p in (course / ".grading").rglob("*") if p.is_file())
+    assert unpacked < 2**20, f"{unpacked} bytes unpacked"

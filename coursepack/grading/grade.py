@@ -60,12 +60,37 @@ def grade_student(course: Path, config, assignment: str, student: str, notebook_
 
 
 def _cause(outcome: dict) -> str:
-    """The most useful line of a failed nbgrader run: its last own error, else the exception."""
-    errors = [line.removeprefix("[ERROR]").strip() for line in outcome.get("log", "").splitlines()
-              if line.startswith("[ERROR]") and "There was an error processing" not in line
-              and "Please see" not in line]
-    errors = errors or outcome.get("error", "").strip().splitlines() or ["unknown error"]
+    """The most useful line of a failed nbgrader run: its last own error, else the exception.
+
+    A logged traceback is one record over many lines (only its first starts with `[ERROR]`): it is
+    summed up by its last line, the exception's `type: message`, never by "Traceback (most recent ...".
+    """
+    records: list[list[str]] = []
+    for line in outcome.get("log", "").splitlines():
+        if line.startswith("["):
+            records.append([line])
+        elif records and line.strip():
+            records[-1].append(line)
+    errors = []
+    for record in records:
+        if not record[0].startswith("[ERROR]"):
+            continue
+        first = record[0].removeprefix("[ERROR]").strip()
+        if "There was an error processing" in first or "Please see" in first:
+            continue
+        errors.append(_last_line(record[1:]) if first.startswith("Traceback") else first)
+    error = outcome.get("error", "").strip()
+    errors = [e for e in errors if e] or ([_last_line(error.splitlines())] if error else []) or ["unknown error"]
     return errors[-1][:300]
+
+
+def _last_line(lines: list[str]) -> str:
+    """A traceback's last least-indented line (the log indents them all): the exception's `type: message`."""
+    lines = [line.expandtabs() for line in lines if line.strip()]
+    if not lines:
+        return ""
+    margin = min(len(line) - len(line.lstrip()) for line in lines)
+    return [line.strip() for line in lines if len(line) - len(line.lstrip()) == margin][-1]
 
 
 def preload_modules(source_folder: Path) -> list[str]:
