@@ -19,7 +19,8 @@ REPOSITORY and BRANCH (coursepack/notebooks.py). The tree is built in a scratch 
 badge and link to the student repository resolving to a file of the export. Only then is it committed
 into DEST's own history (a git repository, created when missing) as "Release <version>" (with the trailer
 TRAILER) and tagged v<version>; nothing of this repository's history enters DEST. Of release/ and notebooks/
-only files git tracks go (export_files); anything else there stops the publication. DEST is refused when it
+only files git tracks go (export_files); anything else in release/ stops the publication (beside the demos
+it is only left out). DEST is refused when it
 is the course, inside or around it, holds a commit publish did not make (a clone or fork of the course) or
 files git ignores (publishing replaces tracked files only and never deletes one it ignores). A version
 already tagged with other content is refused (bump the version), and so is a graded change under a
@@ -106,19 +107,26 @@ def _is_text(path: Path) -> bool:
     return True
 
 
-def export_files(course: Path) -> tuple[list[str], list[str]]:
-    """(the files of release/<assignment>/ and notebooks/ that go into the export, the others as sentences).
+def export_files(course: Path) -> tuple[list[str], list[str], list[str]]:
+    """(the files of release/<assignment>/ and notebooks/ that go into the export, the others as sentences that
+    stop the publication, untracked files beside the demos left out as sentences that do not).
+
+    Untracked files under notebooks/ are what running the demos leaves there (the MNIST cache in
+    notebooks/data/): they never go, and need not stop a publication. Under release/<assignment>/ they do,
+    because the exchange gives students that folder as it is.
 
     An allow-list: a file goes only when git tracks it (without git: only the notebooks themselves) and it is
     text the scan can read. Anything else there (a file or folder git ignores or does not know, a binary, a
     link) is reported and never copied, because students would receive it unscanned."""
     folders = [f"{notebooks.RELEASE.name}/{a}" for a in release.assignments(course)] + [notebooks.DEMOS.name]
-    refused = []
+    refused, skipped = [], []
     if (course / ".git").exists():
         candidates = _git_files(course, "--", *folders)
+        untracked = _git_files(course, "--others", "--directory", "--", *folders)
+        demos = f"{notebooks.DEMOS.name}/"
+        skipped = [f"{rel}: not tracked by git, left out" for rel in untracked if rel.startswith(demos)]
         refused += [f"{rel}: not tracked by git (ignored or new), so never published; move it out, or commit it "
-                    "if it is meant for students" for rel in _git_files(course, "--others", "--directory",
-                                                                              "--", *folders)]
+                    "if it is meant for students" for rel in untracked if not rel.startswith(demos)]
     else:
         entries = [p for folder in folders if (course / folder).is_dir() for p in sorted((course / folder).iterdir())
                    if p.name not in SKIPPED]
@@ -134,13 +142,15 @@ def export_files(course: Path) -> tuple[list[str], list[str]]:
             refused.append(f"{rel}: a binary file, which the scan cannot read: not published")
         else:
             allowed.append(rel)
-    return allowed, refused
+    return allowed, refused, skipped
 
 
 def build(course: Path, export: Path, config: notebooks.Settings) -> list[str]:
     """Write the student repository's tree for `config` into the empty folder `export`; return the files of
     release/ and notebooks/ left out (export_files), which make publish refuses to go on with."""
-    allowed, refused = export_files(course)
+    allowed, refused, skipped = export_files(course)
+    for line in skipped:
+        print(f"note: {line}", file=sys.stderr)
     for rel in allowed:
         (export / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(course / rel, export / rel)
