@@ -90,15 +90,6 @@ def student_makefile(course: Path) -> str:
     return (course / STUDENT / "Makefile.head").read_text() + block.group(1)
 
 
-SKIPPED = (".ipynb_checkpoints", "__pycache__")  # editor and interpreter caches: never copied, never reported
-
-
-def _git_files(course: Path, *args: str) -> list[str]:
-    listed = subprocess.run(["git", "-C", str(course), "ls-files", "-z", *args], capture_output=True, text=True,
-                            check=True).stdout
-    return sorted(name for name in listed.split("\0") if name and not set(SKIPPED) & set(name.split("/")))
-
-
 def _is_text(path: Path) -> bool:
     try:
         path.read_text()
@@ -121,15 +112,15 @@ def export_files(course: Path) -> tuple[list[str], list[str], list[str]]:
     folders = [f"{notebooks.RELEASE.name}/{a}" for a in release.assignments(course)] + [notebooks.DEMOS.name]
     refused, skipped = [], []
     if (course / ".git").exists():
-        candidates = _git_files(course, "--", *folders)
-        untracked = _git_files(course, "--others", "--directory", "--", *folders)
+        candidates = release.git_files(course, "--", *folders)
+        untracked = release.git_files(course, "--others", "--directory", "--", *folders)
         demos = f"{notebooks.DEMOS.name}/"
         skipped = [f"{rel}: not tracked by git, left out" for rel in untracked if rel.startswith(demos)]
         refused += [f"{rel}: not tracked by git (ignored or new), so never published; move it out, or commit it "
                     "if it is meant for students" for rel in untracked if not rel.startswith(demos)]
     else:
         entries = [p for folder in folders if (course / folder).is_dir() for p in sorted((course / folder).iterdir())
-                   if p.name not in SKIPPED]
+                   if p.name not in release.CACHES]
         candidates = [p.relative_to(course).as_posix() for p in entries if p.suffix == ".ipynb"]
         refused += [f"{p.relative_to(course).as_posix()}{'/' * p.is_dir()}: not a notebook, and this course is no "
                     "git repository to say it is tracked" for p in entries if p.suffix != ".ipynb"]

@@ -235,11 +235,19 @@ def untracked(course: Path) -> list[str]:
     if not (course / ".git").exists():
         return []
     folders = [f"{notebooks.RELEASE.name}/{a}" for a in assignments(course)]
-    listed = subprocess.run(["git", "-C", str(course), "ls-files", "-z", "--others", "--directory", "--", *folders],
-                            capture_output=True, text=True, check=True).stdout
     return [f"{name}: not tracked by git (ignored or new), yet in the release students would receive: remove it "
-            "from source/ and release/" for name in sorted(filter(None, listed.split("\0")))
-            if not {".ipynb_checkpoints", "__pycache__"} & set(name.split("/"))]
+            "from source/ and release/" for name in git_files(course, "--others", "--directory", "--", *folders)]
+
+
+CACHES = (".ipynb_checkpoints", "__pycache__")  # editor and interpreter caches: never copied, never reported
+
+
+def git_files(course: Path, *args: str) -> list[str]:
+    """`git ls-files ARGS` in the course, sorted, less editor and interpreter caches (one reader for publish's
+    allow-list and the release check)."""
+    listed = subprocess.run(["git", "-C", str(course), "ls-files", "-z", *args], capture_output=True, text=True,
+                            check=True).stdout
+    return sorted(name for name in listed.split("\0") if name and not set(CACHES) & set(name.split("/")))
 
 
 def check(course: Path) -> list[str]:
